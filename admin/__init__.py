@@ -1,0 +1,1 @@
+"""The web admin: SQLAdmin on Starlette, a client of `backend.services`."""

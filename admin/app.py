@@ -1,0 +1,130 @@
+"""The Starlette application: SQLAdmin at /admin, liveness and readiness probes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqladmin import ModelView
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from admin.diagnostics import StatementCountMiddleware, count_statements
+from admin.errors import RequestIdMiddleware, install_error_handlers
+from admin.site import CustodianAdmin
+from admin.views.accounts import RoleAdmin, UserAdmin
+from admin.views.audit import AuditLogView, HistoryView, TrashView
+from admin.views.base import ServiceModelView
+from admin.views.store import CategoryAdmin, CustomerAdmin, OrderAdmin, OrderItemAdmin, ProductAdmin, TagAdmin
+from backend.auth.permissions import admin_models
+from backend.config import Settings, get_settings
+from backend.db.session import Database
+from backend.services.health import database_checks
+
+# Every model the admin shows, in menu order. A model without a view here must
+# say `__admin__ = False`, or the app refuses to start.
+MODEL_VIEWS: tuple[type[ServiceModelView], ...] = (
+    ProductAdmin,
+    CategoryAdmin,
+    TagAdmin,
+    OrderAdmin,
+    OrderItemAdmin,
+    CustomerAdmin,
+    UserAdmin,
+    RoleAdmin,
+)
+
+
+class ImproperlyConfigured(RuntimeError):
+    pass
+
+
+def create_app(settings: Settings, *, database: Database | None = None) -> Starlette:
+    """Build the web app for `settings`: one engine, disposed by the lifespan."""
+    _configure_logging(settings)
+    database = database or Database(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await database.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/", _root, methods=["GET"]),
+            Route("/health", _health, methods=["GET"]),
+            Route("/ready", _ready, methods=["GET"]),
+        ],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            *([Middleware(StatementCountMiddleware)] if settings.debug_sql_header else []),
+        ],
+        lifespan=lifespan,
+    )
+    if settings.debug_sql_header:
+        count_statements(database.engine)
+    app.state.settings = settings
+    app.state.database = database
+    install_error_handlers(app)
+
+    admin = CustodianAdmin(app, settings=settings, database=database)
+    for view in MODEL_VIEWS:
+        admin.add_view(view)
+    for page in (TrashView, AuditLogView, HistoryView):
+        admin.add_view(page)
+    _check_every_model_has_a_view(admin)
+    app.state.admin = admin
+    return app
+
+
+def _check_every_model_has_a_view(admin: CustodianAdmin) -> None:
+    shown = {view.model for view in admin.views if isinstance(view, ModelView)}
+    missing = [model.__name__ for model in admin_models() if model not in shown]
+    if missing:
+        raise ImproperlyConfigured(
+            f"No admin view for {', '.join(missing)}: add one to MODEL_VIEWS in admin/app.py, "
+            "or set `__admin__ = False` on the model."
+        )
+
+
+def create_app_from_environment() -> Starlette:
+    """The factory uvicorn calls (`manage.py runserver`)."""
+    return create_app(get_settings())
+
+
+async def _root(_request: Request) -> Response:
+    return RedirectResponse("/admin/", status_code=302)
+
+
+async def _health(_request: Request) -> Response:
+    """Liveness: the process answers. Never touches the database."""
+    return JSONResponse({"status": "ok"})
+
+
+async def _ready(request: Request) -> Response:
+    """Readiness: the database answers and its schema is at the migration head."""
+    database: Database = request.app.state.database
+    checks = await database_checks(database.settings, database.engine)
+    ready = all(check.ok for check in checks)
+    body = {
+        "status": "ready" if ready else "unavailable",
+        "checks": {check.name: {"ok": check.ok, "detail": check.detail} for check in checks},
+    }
+    if not ready:
+        body["reason"] = next(check.detail for check in checks if not check.ok)
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _configure_logging(settings: Settings) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )

@@ -1,0 +1,137 @@
+"""Sign-in for the admin: SQLAdmin's AuthenticationBackend over server-side sessions.
+
+Starlette's session cookie is signed but readable and cannot be revoked, so
+it carries only a random session token (and the CSRF token); the user, their
+roles and permissions are looked up in the database on every request, and a
+revoked or expired session is refused at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqladmin.authentication import AuthenticationBackend
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from admin.csrf import csrf_failure, rotate_csrf_token
+from admin.errors import error_response
+from admin.security import SecurityHeadersMiddleware
+from backend.auth.actor import Actor
+from backend.config import Settings
+from backend.db.session import Database
+from backend.db.uow import unit_of_work
+from backend.services.auth import AuthService, LoginOutcome
+
+SESSION_COOKIE = "custodian_session"
+SESSION_TOKEN_KEY = "sid"  # noqa: S105 - a key name, not a secret
+ANONYMOUS = Actor(user_id=None, username="anonymous")
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def current_actor(request: Request) -> Actor:
+    """The signed-in actor of this request (set by `authenticate`)."""
+    actor = getattr(request.state, "actor", None)
+    return actor if isinstance(actor, Actor) else ANONYMOUS
+
+
+def safe_next_url(request: Request, candidate: str | None) -> str:
+    """`candidate` if it is a path inside the admin, else the admin index (no open redirect)."""
+    admin_root = str(request.url_for("admin:index"))
+    admin_path = urlsplit(admin_root).path
+    if candidate:
+        parts = urlsplit(candidate)
+        path = parts.path
+        if (
+            not parts.scheme
+            and not parts.netloc
+            and path.startswith(admin_path)
+            and "\\" not in candidate
+            and not candidate.startswith("//")
+            and "/login" not in path
+            and "/logout" not in path
+        ):
+            return candidate
+    return admin_root
+
+
+class CustodianAuthentication(AuthenticationBackend):
+    """Authenticates each admin request from its session token, and checks CSRF on writes."""
+
+    def __init__(self, settings: Settings, database: Database) -> None:
+        super().__init__(
+            secret_key=settings.secret_key,
+            session_cookie=SESSION_COOKIE,
+            max_age=settings.session_absolute_timeout_hours * 3600,
+            same_site="lax",
+            https_only=settings.is_production,
+        )
+        self.middlewares.append(Middleware(SecurityHeadersMiddleware, hsts=settings.is_production))
+        self.database = database
+
+    async def sign_in(self, request: Request, username: str, password: str) -> LoginOutcome:
+        """Check the credentials; on success rotate the session and store the new token."""
+        async with unit_of_work(self.database, ANONYMOUS) as uow:
+            outcome = await AuthService(uow).login(
+                username,
+                password,
+                client_address=client_address(request),
+                user_agent=request.headers.get("user-agent", ""),
+            )
+            await uow.commit()
+        if outcome.ok:
+            # A fresh session: nothing from before sign-in survives (no fixation).
+            request.session.clear()
+            request.session[SESSION_TOKEN_KEY] = outcome.token
+            rotate_csrf_token(request)
+        return outcome
+
+    async def login(self, request: Request) -> Response | bool:
+        form = await request.form()
+        username, password = form.get("username"), form.get("password")
+        if not isinstance(username, str) or not isinstance(password, str):
+            return False
+        return (await self.sign_in(request, username, password)).ok
+
+    async def logout(self, request: Request) -> Response | bool:
+        token = request.session.get(SESSION_TOKEN_KEY)
+        if isinstance(token, str):
+            async with unit_of_work(self.database, current_actor(request)) as uow:
+                await AuthService(uow).logout(token, client_address=client_address(request))
+                await uow.commit()
+        request.session.clear()
+        rotate_csrf_token(request)
+        return True
+
+    async def authenticate(self, request: Request) -> Response | bool:
+        token = request.session.get(SESSION_TOKEN_KEY)
+        actor = None
+        if isinstance(token, str):
+            async with unit_of_work(self.database, ANONYMOUS) as uow:
+                service = AuthService(uow)
+                actor = await service.authenticate(token, client_address=client_address(request))
+                if service.touched:
+                    await uow.commit()
+        if actor is None:
+            request.session.pop(SESSION_TOKEN_KEY, None)
+            return self._to_login(request)
+        request.state.actor = actor
+        problem = await csrf_failure(request)
+        if problem:
+            return error_response(request, 403, "Forbidden", problem)
+        return True
+
+    async def get_user_id(self, request: Request) -> Any:
+        return current_actor(request).user_id
+
+    def _to_login(self, request: Request) -> Response:
+        login_url = request.url_for("admin:login")
+        if request.method == "GET":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            login_url = login_url.include_query_params(next=target)
+        return RedirectResponse(login_url, status_code=302)

@@ -1,0 +1,121 @@
+"""One failure policy for every route: 503 when the database is down, a safe 500 otherwise.
+
+SQLAdmin runs as a mounted Starlette app with its own middleware stack, so
+`install_error_handlers` is applied to the outer app and to SQLAdmin's.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import uuid
+
+from sqlalchemy import exc as sa_exc
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.db.errors import is_database_unavailable
+
+logger = logging.getLogger("custodian.web")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+UNAVAILABLE_MESSAGE = "The database is unavailable right now. Please try again in a moment."
+INTERNAL_MESSAGE = "Something went wrong on our side. The error has been logged."
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto;">
+<h1>{title}</h1><p>{message}</p>{extra}
+<p><a href="/admin/">Back to the admin</a></p></body></html>"""
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (`request.state.request_id`) and echoes it in a header."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.setdefault("headers", [])
+                name = REQUEST_ID_HEADER.lower().encode()
+                if not any(key.lower() == name for key, _ in headers):
+                    headers.append((name, request_id.encode()))
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "") or uuid.uuid4().hex)
+
+
+def _wants_html(request: Request) -> bool:
+    return request.url.path.startswith("/admin") or "text/html" in request.headers.get("accept", "")
+
+
+def error_response(
+    request: Request, status_code: int, title: str, message: str, *, extra: str = ""
+) -> Response:
+    if _wants_html(request):
+        body = _PAGE.format(title=html.escape(title), message=html.escape(message), extra=extra)
+        return HTMLResponse(body, status_code=status_code)
+    return JSONResponse({"error": title, "detail": message}, status_code=status_code)
+
+
+def unavailable_response(request: Request, error: BaseException) -> Response:
+    logger.warning("database unavailable on %s %s: %r", request.method, request.url.path, error)
+    response = error_response(request, 503, "Service unavailable", UNAVAILABLE_MESSAGE)
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+def internal_error_response(request: Request, error: BaseException) -> Response:
+    correlation_id = request_id(request)
+    logger.error(
+        "unhandled error on %s %s [request %s]",
+        request.method,
+        request.url.path,
+        correlation_id,
+        exc_info=error,
+    )
+    response: Response
+    if _wants_html(request):
+        extra = f"<p>Reference: <code>{html.escape(correlation_id)}</code></p>"
+        response = error_response(request, 500, "Internal error", INTERNAL_MESSAGE, extra=extra)
+    else:
+        response = JSONResponse(
+            {"error": "Internal error", "detail": INTERNAL_MESSAGE, "request_id": correlation_id},
+            status_code=500,
+        )
+    # Set here too: the outermost handler runs outside RequestIdMiddleware.
+    response.headers[REQUEST_ID_HEADER] = correlation_id
+    return response
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    if is_database_unavailable(exc):
+        return unavailable_response(request, exc)
+    return internal_error_response(request, exc)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    return internal_error_response(request, exc)
+
+
+def install_error_handlers(app: Starlette) -> None:
+    """Map database outages to 503 and any other failure to a generic 500 page."""
+    for error_class in (OSError, sa_exc.DBAPIError, sa_exc.TimeoutError):
+        app.add_exception_handler(error_class, _database_error)
+    # Starlette calls this from its outermost middleware, then re-raises so
+    # the server logs the failure too; the body never includes the exception.
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,194 @@
+"""Users and roles in the admin. The password hash is never shown or edited here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from sqladmin import expose
+from sqlalchemy import select
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from wtforms import BooleanField, Form, PasswordField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import EqualTo, InputRequired, Length, Optional
+
+from admin.auth import current_actor
+from admin.views.base import ServiceModelView
+from backend.db.uow import unit_of_work
+from backend.errors import AppError, ValidationFailed
+from backend.models import Permission, Role, User
+from backend.services.roles import RoleService
+from backend.services.users import UserService
+
+SECRET_COLUMNS: list[Any] = [User.password_hash]
+
+
+class UserCreateForm(Form):
+    username = StringField("Username", validators=[InputRequired(), Length(max=150)])
+    email = StringField("Email", validators=[Optional(), Length(max=254)])
+    password = PasswordField("Password", validators=[InputRequired()])
+    password_confirm = PasswordField(
+        "Password (again)",
+        validators=[InputRequired(), EqualTo("password", message="The two passwords differ.")],
+    )
+    roles = SelectMultipleField("Roles", choices=[], validate_choice=True)
+    is_active = BooleanField("Active", default=True)
+    is_superuser = BooleanField("Superuser (every permission)")
+
+
+class UserEditForm(Form):
+    email = StringField("Email", validators=[Optional(), Length(max=254)])
+    roles = SelectMultipleField("Roles", choices=[], validate_choice=True)
+    is_active = BooleanField("Active")
+    is_superuser = BooleanField("Superuser (every permission)")
+
+
+class SetPasswordForm(Form):
+    password = PasswordField("New password", validators=[InputRequired()])
+    password_confirm = PasswordField(
+        "New password (again)",
+        validators=[InputRequired(), EqualTo("password", message="The two passwords differ.")],
+    )
+
+
+class UserAdmin(ServiceModelView, model=User):
+    service = UserService
+    name = "User"
+    name_plural = "Users"
+    icon = "fa-solid fa-user"
+    category = "Accounts"
+
+    column_list: ClassVar = [
+        User.id,
+        User.username,
+        User.email,
+        User.is_active,
+        User.is_superuser,
+        User.roles,
+    ]
+    column_details_exclude_list: ClassVar = SECRET_COLUMNS
+    column_export_exclude_list: ClassVar = SECRET_COLUMNS
+    column_searchable_list: ClassVar = [User.username, User.email]
+    column_sortable_list: ClassVar = [User.id, User.username]
+    column_default_sort: ClassVar = [(User.username, False)]
+    form_columns: ClassVar = [User.username, User.email, User.roles, User.is_active, User.is_superuser]
+    form_create_rules: ClassVar = [
+        "username",
+        "email",
+        "password",
+        "password_confirm",
+        "roles",
+        "is_active",
+        "is_superuser",
+    ]
+    form_edit_rules: ClassVar = ["email", "roles", "is_active", "is_superuser"]
+    details_template = "custodian/user_details.html"
+
+    async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
+        base = UserCreateForm if rules == self._form_create_rules else UserEditForm
+        names = [role.name for role in await self._run_query(select(Role).order_by(Role.name))]
+
+        class BoundForm(base):  # type: ignore[valid-type,misc]  # a per-request subclass with choices
+            roles = SelectMultipleField("Roles", choices=[(n, n) for n in names], validate_choice=True)
+
+        return BoundForm
+
+    async def get_form_data_for_edit(self, obj: Any) -> dict[str, Any]:
+        return {
+            "email": obj.email,
+            "roles": [role.name for role in obj.roles],
+            "is_active": obj.is_active,
+            "is_superuser": obj.is_superuser,
+        }
+
+    def create_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        fields = ("username", "email", "password", "roles", "is_active", "is_superuser")
+        values = {name: data[name] for name in fields if name in data}
+        values["email"] = values.get("email") or ""  # an empty form field arrives as None
+        return values
+
+    def update_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        fields = ("email", "roles", "is_active", "is_superuser")
+        values = {name: data[name] for name in fields if name in data}
+        values["email"] = values.get("email") or ""
+        return values
+
+    @expose("/set-password/{pk}", methods=["GET", "POST"])
+    async def set_password(self, request: Request) -> Response:
+        """A separate form for a user's password (needs `user.change`)."""
+        if not self.has_permission(request, "edit"):
+            raise HTTPException(status_code=403)
+        pk = self.parse_identifier(request.path_params["pk"])
+        rows = await self._run_query(self._hide_deleted(select(User).where(User.id == pk)))
+        if not rows:
+            raise HTTPException(status_code=404)
+        user = rows[0]
+        form = SetPasswordForm(await request.form()) if request.method == "POST" else SetPasswordForm()
+        context: dict[str, Any] = {"model_view": self, "user": user, "form": form, "error": None}
+        if request.method == "POST" and form.validate():
+            try:
+                async with unit_of_work(self.database(), current_actor(request)) as uow:
+                    await UserService(uow).set_password(pk, form.password.data or "")
+                    await uow.commit()
+            except ValidationFailed as exc:
+                form.password.errors = [*form.password.errors, *exc.errors.get("password", [])]
+                context["error"] = exc.message
+            except AppError as exc:
+                raise HTTPException(status_code=403, detail=exc.message) from exc
+            else:
+                return RedirectResponse(request.url_for("admin:details", identity=self.identity, pk=pk), 302)
+        status_code = 400 if request.method == "POST" else 200
+        return await self.templates.TemplateResponse(
+            request, "custodian/set_password.html", context, status_code=status_code
+        )
+
+
+class RoleForm(Form):
+    name = StringField("Name", validators=[InputRequired(), Length(max=80)])
+    description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
+    permissions = SelectMultipleField("Permissions", choices=[], validate_choice=True)
+
+
+class RoleAdmin(ServiceModelView, model=Role):
+    service = RoleService
+    name = "Role"
+    name_plural = "Roles"
+    icon = "fa-solid fa-user-shield"
+    category = "Accounts"
+    can_delete = False  # roles are kept; take their permissions away instead
+
+    column_list: ClassVar = [Role.id, Role.name, Role.description, Role.is_builtin]
+    column_details_list: ClassVar = [Role.id, Role.name, Role.description, Role.is_builtin, Role.permissions]
+    column_searchable_list: ClassVar = [Role.name]
+    column_sortable_list: ClassVar = [Role.id, Role.name]
+    column_default_sort: ClassVar = [(Role.name, False)]
+    form_columns: ClassVar = [Role.name, Role.description, Role.permissions]
+
+    async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
+        grouped: dict[str, list[tuple[str, str]]] = {}
+        for permission in await self._run_query(select(Permission).order_by(Permission.codename)):
+            group = permission.codename.split(".")[0]
+            grouped.setdefault(group, []).append((permission.codename, permission.codename))
+
+        class BoundRoleForm(RoleForm):
+            permissions = SelectMultipleField(
+                "Permissions", choices=grouped, validate_choice=True, render_kw={"size": 16}
+            )
+
+        return BoundRoleForm
+
+    async def get_form_data_for_edit(self, obj: Any) -> dict[str, Any]:
+        return {
+            "name": obj.name,
+            "description": obj.description,
+            "permissions": [p.codename for p in obj.permissions],
+        }
+
+    def create_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        values = {name: data[name] for name in ("name", "description", "permissions") if name in data}
+        values["description"] = values.get("description") or ""
+        return values
+
+    def update_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return self.create_input(data)

@@ -1,0 +1,348 @@
+"""The store's back office: catalog, customers and orders."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqladmin import action
+from sqlalchemy import ColumnElement
+from sqlalchemy.orm import selectinload
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from wtforms.validators import InputRequired, NumberRange, Optional
+
+from admin.auth import current_actor
+from admin.filters import ChoiceFilter, LiveForeignKeyFilter, RecentDateFilter
+from admin.views.base import ServiceModelView
+from backend.db.uow import unit_of_work
+from backend.errors import AppError
+from backend.models import Category, Customer, Order, OrderItem, OrderStatus, Product, ProductStatus, Tag
+from backend.services.catalog import CategoryService, ProductService, TagService
+from backend.services.customers import CustomerService
+from backend.services.orders import OrderItemService, OrderService
+
+CATALOG = "Catalog"
+SALES = "Sales"
+
+
+def live_only(model: Any) -> Any:
+    """An ajax-lookup `where`: deleted rows are never offered in a form."""
+
+    def where(request: Request, term: str) -> ColumnElement[bool]:
+        deleted_at: ColumnElement[Any] = model.deleted_at
+        return deleted_at.is_(None)
+
+    return where
+
+
+def lookup(model: Any, *fields: str, order_by: str) -> dict[str, Any]:
+    return {"fields": fields, "order_by": order_by, "where": live_only(model), "limit": 20}
+
+
+def related_id(value: Any) -> Any:
+    """A relationship field's value as an id: ajax fields submit the id itself.
+
+    Anything that is not a whole number is passed on as it is, for the
+    service's validation to reject with a message next to the field.
+    """
+    if value is None or value == "":
+        return None
+    if hasattr(value, "id"):
+        return value.id
+    return int(value) if isinstance(value, str) and value.isdigit() else value
+
+
+def related_ids(values: Any) -> list[Any]:
+    return [related_id(value) for value in values or [] if value not in (None, "")]
+
+
+class CategoryAdmin(ServiceModelView, model=Category):
+    service = CategoryService
+    name_plural = "Categories"
+    icon = "fa-solid fa-folder-tree"
+    category = CATALOG
+
+    column_list: ClassVar = [Category.id, Category.name, Category.slug, Category.parent]
+    column_searchable_list: ClassVar = [Category.name, Category.slug]
+    column_sortable_list: ClassVar = [Category.id, Category.name]
+    column_default_sort: ClassVar = [(Category.name, False)]
+    form_columns: ClassVar = [Category.name, Category.slug, Category.parent]
+    form_ajax_refs: ClassVar = {"parent": lookup(Category, "name", "slug", order_by="name")}
+
+    def create_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "name": data.get("name"),
+            "slug": data.get("slug"),
+            "parent_id": related_id(data.get("parent")),
+        }
+
+    update_input = create_input
+
+
+class TagAdmin(ServiceModelView, model=Tag):
+    service = TagService
+    icon = "fa-solid fa-tag"
+    category = CATALOG
+
+    column_list: ClassVar = [Tag.id, Tag.name]
+    column_searchable_list: ClassVar = [Tag.name]
+    column_sortable_list: ClassVar = [Tag.id]
+    form_columns: ClassVar = [Tag.name]
+
+
+STATUS_ACTIONS = {
+    "mark-active": ProductStatus.ACTIVE,
+    "mark-draft": ProductStatus.DRAFT,
+    "mark-archived": ProductStatus.ARCHIVED,
+}
+
+
+class ProductAdmin(ServiceModelView, model=Product):
+    service = ProductService
+    icon = "fa-solid fa-box"
+    category = CATALOG
+    action_permissions: ClassVar[dict[str, str]] = dict.fromkeys(STATUS_ACTIONS, "change")
+
+    column_list: ClassVar = [
+        Product.id,
+        Product.sku,
+        Product.name,
+        Product.price,
+        Product.stock,
+        Product.status,
+        Product.category,
+    ]
+    column_details_list: ClassVar = [
+        Product.id,
+        Product.sku,
+        Product.name,
+        Product.description,
+        Product.price,
+        Product.stock,
+        Product.status,
+        Product.category,
+        Product.tags,
+        Product.created_at,
+        Product.updated_at,
+        Product.version,
+    ]
+    column_searchable_list: ClassVar = [Product.sku, Product.name]
+    column_sortable_list: ClassVar = [Product.id, Product.name, Product.price]
+    column_default_sort: ClassVar = [(Product.id, True)]
+    column_export_list: ClassVar = [
+        Product.id,
+        Product.sku,
+        Product.name,
+        Product.price,
+        Product.stock,
+        Product.status,
+        Product.category,
+        Product.description,
+    ]
+    column_filters: ClassVar = [
+        ChoiceFilter(Product.status, [(s.value, s.value.title()) for s in ProductStatus], title="Status"),
+        LiveForeignKeyFilter(
+            Product.category_id,
+            Category.name,
+            foreign_model=Category,
+            title="Category",
+            parameter_name="category",
+        ),
+        RecentDateFilter(Product.created_at, title="Created", parameter_name="created"),
+    ]
+    form_columns: ClassVar = [
+        Product.sku,
+        Product.name,
+        Product.description,
+        Product.price,
+        Product.stock,
+        Product.status,
+        Product.category,
+        Product.tags,
+    ]
+    form_ajax_refs: ClassVar = {
+        "category": lookup(Category, "name", "slug", order_by="name"),
+        "tags": lookup(Tag, "name", order_by="name"),
+    }
+    # Checked by the form too, so every problem shows on the first submit.
+    form_args: ClassVar = {
+        "price": {
+            "validators": [InputRequired(), NumberRange(min=Decimal("0.01"), message="Must be more than 0.")]
+        },
+        "stock": {"validators": [Optional(), NumberRange(min=0, message="Cannot be below 0.")]},
+    }
+
+    def create_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        values = {key: data.get(key) for key in ("sku", "name", "price", "stock", "status")}
+        values["description"] = data.get("description") or ""
+        values["category_id"] = related_id(data.get("category"))
+        values["tag_ids"] = related_ids(data.get("tags"))
+        if values["stock"] is None:
+            values.pop("stock")
+        return values
+
+    update_input = create_input
+
+    async def _set_status(self, request: Request, slug: str) -> Response:
+        pks = [pk for pk in request.query_params.get("pks", "").split(",") if pk]
+        ids = [self.parse_identifier(pk) for pk in pks]
+        try:
+            async with unit_of_work(self.database(), current_actor(request)) as uow:
+                await ProductService(uow).set_status(ids, STATUS_ACTIONS[slug])
+                await uow.commit()
+        except AppError as exc:
+            raise HTTPException(status_code=400, detail=exc.message) from exc
+        return RedirectResponse(request.url_for("admin:list", identity=self.identity), status_code=302)
+
+    @action("mark-active", "Mark active", "Mark the selected products active?", add_in_detail=False)
+    async def mark_active(self, request: Request) -> Response:
+        return await self._set_status(request, "mark-active")
+
+    @action("mark-draft", "Mark draft", "Mark the selected products as drafts?", add_in_detail=False)
+    async def mark_draft(self, request: Request) -> Response:
+        return await self._set_status(request, "mark-draft")
+
+    @action("mark-archived", "Archive", "Archive the selected products?", add_in_detail=False)
+    async def mark_archived(self, request: Request) -> Response:
+        return await self._set_status(request, "mark-archived")
+
+
+MASK = "•••"
+
+
+class CustomerAdmin(ServiceModelView, model=Customer):
+    """Email, phone and address are shown only to holders of `customer.view_pii`."""
+
+    service = CustomerService
+    icon = "fa-solid fa-address-card"
+    category = SALES
+
+    column_list: ClassVar = [Customer.id, Customer.name, Customer.email, Customer.phone]
+    column_details_list: ClassVar = [
+        Customer.id,
+        Customer.name,
+        Customer.email,
+        Customer.phone,
+        Customer.address,
+        Customer.created_at,
+        Customer.version,
+    ]
+    column_searchable_list: ClassVar = [Customer.name]
+    column_sortable_list: ClassVar = [Customer.id, Customer.name]
+    column_default_sort: ClassVar = [(Customer.name, False)]
+    column_export_list: ClassVar = [
+        Customer.id,
+        Customer.name,
+        Customer.email,
+        Customer.phone,
+        Customer.address,
+    ]
+    form_columns: ClassVar = [Customer.name, Customer.email, Customer.phone, Customer.address]
+
+    @staticmethod
+    def sees_pii(request: Request) -> bool:
+        return current_actor(request).has_perm("customer.view_pii")
+
+    @staticmethod
+    def _masked(obj: Any, attribute: Any, request: Request) -> Any:
+        name = attribute if isinstance(attribute, str) else attribute.key
+        return getattr(obj, name) if CustomerAdmin.sees_pii(request) else MASK
+
+    column_formatters: ClassVar = {
+        Customer.email: _masked,
+        Customer.phone: _masked,
+    }
+    column_formatters_detail: ClassVar = {
+        Customer.email: _masked,
+        Customer.phone: _masked,
+        Customer.address: _masked,
+    }
+
+    def export_value(self, obj: Any, column: str, request: Request) -> Any:
+        if column in Customer.__pii_fields__ and not self.sees_pii(request):
+            return MASK
+        return super().export_value(obj, column, request)
+
+    async def check_can_edit(self, request: Request, model: Any) -> bool:
+        # The edit form shows the personal data it edits.
+        return self.sees_pii(request) and await super().check_can_edit(request, model)
+
+    async def check_can_create(self, request: Request) -> bool:
+        return self.sees_pii(request) and await super().check_can_create(request)
+
+
+class OrderAdmin(ServiceModelView, model=Order):
+    service = OrderService
+    icon = "fa-solid fa-receipt"
+    category = SALES
+
+    column_list: ClassVar = [Order.id, Order.customer, Order.status, Order.placed_at, Order.total]
+    column_details_list: ClassVar = [
+        Order.id,
+        Order.customer,
+        Order.status,
+        Order.placed_at,
+        Order.total,
+        Order.version,
+    ]
+    details_template = "custodian/order_details.html"
+    column_sortable_list: ClassVar = [Order.id, Order.placed_at, Order.total]
+    column_default_sort: ClassVar = [(Order.placed_at, True)]
+    column_export_list: ClassVar = [Order.id, Order.customer, Order.status, Order.placed_at, Order.total]
+    column_filters: ClassVar = [
+        ChoiceFilter(Order.status, [(s.value, s.value.title()) for s in OrderStatus], title="Status"),
+        RecentDateFilter(Order.placed_at, title="Placed", parameter_name="placed"),
+    ]
+    form_columns: ClassVar = [Order.customer, Order.status, Order.placed_at]
+    form_ajax_refs: ClassVar = {"customer": lookup(Customer, "name", order_by="name")}
+
+    def details_query(self, request: Request) -> Any:
+        return (
+            super().details_query(request).options(selectinload(Order.items).selectinload(OrderItem.product))
+        )
+
+    def create_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        values = {"customer_id": related_id(data.get("customer")), "status": data.get("status")}
+        placed_at = data.get("placed_at")
+        if isinstance(placed_at, datetime):
+            # The form's date picker has no time zone; the admin works in UTC.
+            values["placed_at"] = placed_at if placed_at.tzinfo else placed_at.replace(tzinfo=UTC)
+        return values
+
+    update_input = create_input
+
+
+class OrderItemAdmin(ServiceModelView, model=OrderItem):
+    service = OrderItemService
+    name = "Order item"
+    icon = "fa-solid fa-list"
+    category = SALES
+
+    column_list: ClassVar = [
+        OrderItem.id,
+        OrderItem.order,
+        OrderItem.product,
+        OrderItem.quantity,
+        OrderItem.unit_price,
+    ]
+    column_sortable_list: ClassVar = [OrderItem.id]
+    form_columns: ClassVar = [OrderItem.order, OrderItem.product, OrderItem.quantity]
+    form_ajax_refs: ClassVar = {
+        "order": {"fields": ("id",), "order_by": "id", "where": live_only(Order), "limit": 20},
+        "product": lookup(Product, "sku", "name", order_by="sku"),
+    }
+    form_edit_rules: ClassVar = ["quantity"]
+
+    def create_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "order_id": related_id(data.get("order")),
+            "product_id": related_id(data.get("product")),
+            "quantity": data.get("quantity"),
+        }
+
+    def update_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {"quantity": data.get("quantity")}

@@ -1,0 +1,1 @@
+"""Custodian's application core: settings, database, models, services and CLI."""

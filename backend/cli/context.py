@@ -1,0 +1,60 @@
+"""What every command shares: settings loaded once per invocation."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+
+from backend.auth.actor import Actor
+from backend.config import Settings, load_settings
+from backend.db.errors import is_database_unavailable, unavailable
+from backend.db.session import Database
+from backend.db.uow import UnitOfWork, unit_of_work
+
+T = TypeVar("T")
+
+
+def current_settings() -> Settings:
+    """The settings for this invocation, loaded from the environment on first use."""
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    settings = root.meta.get("custodian.settings")
+    if settings is None:
+        settings = load_settings()
+        root.meta["custodian.settings"] = settings
+    return settings
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's async body: the one `asyncio.run` of the invocation."""
+    return asyncio.run(coro)
+
+
+def system_actor() -> Actor:
+    """The CLI acts as the system, recorded with the OS user who ran it."""
+    try:
+        os_user = getpass.getuser()
+    except (KeyError, OSError):
+        os_user = "unknown"
+    return Actor.system(os_user)
+
+
+async def in_unit_of_work(work: Callable[[UnitOfWork], Awaitable[T]], *, audit: bool = True) -> T:
+    """Run `work` in one transaction as the system actor, and commit it."""
+    settings = current_settings()
+    database = Database(settings)
+    try:
+        async with unit_of_work(database, system_actor(), audit=audit) as uow:
+            result = await work(uow)
+            await uow.commit()
+            return result
+    except Exception as exc:
+        if is_database_unavailable(exc):
+            raise unavailable(settings, exc) from exc
+        raise
+    finally:
+        await database.dispose()

@@ -1,0 +1,151 @@
+"""Typed settings, read from the environment and an optional `.env` file.
+
+This is the only module that reads the process environment. Everything else
+takes a `Settings` instance as an argument, so tests can build one directly.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from backend.errors import ConfigurationError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_PATH = REPO_ROOT / "var" / "custodian.sqlite3"
+DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}"
+# Development-only key: refused when ENVIRONMENT=production.
+INSECURE_SECRET_KEY = "insecure-development-key-change-me"  # noqa: S105 - a known placeholder
+MIN_PRODUCTION_SECRET_LENGTH = 32
+
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+PositiveSeconds = Annotated[float, Field(gt=0, le=600)]
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration. Field names map to upper-case variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: str = INSECURE_SECRET_KEY
+    allow_sqlite_in_production: bool = False
+
+    # PostgreSQL connection pool (SQLAlchemy QueuePool).
+    db_pool_size: int = Field(default=5, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_timeout: PositiveSeconds = 5.0
+    db_pool_recycle: int = Field(default=1800, ge=-1)
+    # Bounded waits so a dead database surfaces as a 503 within seconds.
+    db_connect_timeout: PositiveSeconds = 5.0
+    db_command_timeout: PositiveSeconds = 30.0
+    # SQLite: how long a writer waits for a lock before giving up.
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
+
+    # Passwords: argon2id cost (OWASP's baseline by default) and policy.
+    password_hash_memory_kib: int = Field(default=19456, ge=1024, le=1_048_576)
+    password_hash_time_cost: int = Field(default=2, ge=1, le=20)
+    password_min_length: int = Field(default=10, ge=8, le=128)
+
+    # Admin sign-in sessions (server-side; the cookie carries only a random token).
+    session_idle_timeout_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    session_absolute_timeout_hours: int = Field(default=12, ge=1, le=24 * 30)
+
+    # Login throttling, counted in the database so it holds across processes.
+    login_max_failures_per_user: int = Field(default=5, ge=1, le=1000)
+    login_max_failures_per_address: int = Field(default=20, ge=1, le=10000)
+    login_throttle_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
+
+    log_level: str = "INFO"
+    # Adds an X-SQL-Statements header to every response (used by bench/).
+    debug_sql_header: bool = False
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        url = self._parsed_url()
+        if url.drivername not in SUPPORTED_DRIVERS:
+            raise ValueError(
+                f"DATABASE_URL uses the driver '{url.drivername}'; use one of: {', '.join(SUPPORTED_DRIVERS)}"
+            )
+        if self.environment is Environment.PRODUCTION:
+            if self.secret_key == INSECURE_SECRET_KEY or len(self.secret_key) < MIN_PRODUCTION_SECRET_LENGTH:
+                raise ValueError(
+                    "SECRET_KEY must be set to a random value of at least "
+                    f"{MIN_PRODUCTION_SECRET_LENGTH} characters in production"
+                )
+            if self.is_sqlite and not self.allow_sqlite_in_production:
+                raise ValueError(
+                    "DATABASE_URL points at SQLite in production; use PostgreSQL "
+                    "or set ALLOW_SQLITE_IN_PRODUCTION=true"
+                )
+        return self
+
+    def _parsed_url(self) -> URL:
+        try:
+            return make_url(self.database_url)
+        except ArgumentError as exc:
+            raise ValueError("DATABASE_URL is not a valid database URL") from exc
+
+    @property
+    def url(self) -> URL:
+        return self._parsed_url()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def safe_database_url(self) -> str:
+        """The database URL with its password hidden, for logs and reports."""
+        return self.url.render_as_string(hide_password=True)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, or raise `ConfigurationError`.
+
+    The error message names the variable to fix, in one line.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]  # overrides are validated by pydantic
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc)) from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{location.upper()}: {message}" if location else message)
+    return "Invalid settings: " + "; ".join(problems)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, loaded once."""
+    return load_settings()

@@ -1,0 +1,45 @@
+"""Telling 'the database is unavailable' apart from other database errors."""
+
+from __future__ import annotations
+
+from sqlalchemy import exc as sa_exc
+
+from backend.config import Settings
+from backend.errors import DatabaseUnavailable
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """True for errors that mean the database cannot serve us right now.
+
+    Covers a refused or timed-out connection (asyncpg raises plain `OSError`
+    and `TimeoutError`, which SQLAlchemy does not wrap), an exhausted pool, a
+    connection dropped mid-query, and operational errors such as a server
+    shutting down or SQLite's "database is locked".
+    """
+    if isinstance(error, (OSError, sa_exc.TimeoutError)):
+        return True
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+            return True
+        cause = error.orig.__cause__ if error.orig is not None else None
+        return isinstance(cause, OSError)
+    return False
+
+
+def unavailable(settings: Settings, error: BaseException) -> DatabaseUnavailable:
+    """A `DatabaseUnavailable` naming the database (password hidden) and the cause."""
+    reason = _short_reason(error)
+    return DatabaseUnavailable(f"Cannot reach the database at {settings.safe_database_url}: {reason}")
+
+
+def _short_reason(error: BaseException) -> str:
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    if isinstance(error, sa_exc.TimeoutError):
+        return "no free connection in the pool"
+    if isinstance(error, sa_exc.DBAPIError) and error.orig is not None:
+        error = error.orig
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return text or type(error).__name__

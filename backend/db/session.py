@@ -1,0 +1,118 @@
+"""The async engine and session factory, built from settings.
+
+One `Database` per process: the web app opens it in its lifespan, each CLI
+command opens one for its run. Both dispose of it when they stop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import NullPool
+
+from backend.config import Settings
+
+
+def create_engine(settings: Settings, *, for_migrations: bool = False) -> AsyncEngine:
+    """Build the async engine for `settings.database_url`.
+
+    PostgreSQL (asyncpg): a bounded QueuePool with pre-ping, and connect and
+    command timeouts so an unreachable server fails fast instead of hanging.
+    SQLite (aiosqlite): the file's folder is created on demand; foreign keys,
+    WAL and a busy timeout are set on each connection, and SQLAlchemy emits
+    BEGIN itself so that DDL and savepoints are transactional.
+
+    With `for_migrations=True` SQLite foreign keys are left off: Alembic's
+    batch mode rebuilds tables, and the migration checks the keys itself
+    before it commits.
+    """
+    url = settings.url
+    if settings.is_sqlite:
+        return _sqlite_engine(settings, url, foreign_keys=not for_migrations)
+    return _postgres_engine(settings, url, for_migrations=for_migrations)
+
+
+def _postgres_engine(settings: Settings, url: URL, *, for_migrations: bool) -> AsyncEngine:
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout,
+        "command_timeout": settings.db_command_timeout,
+        "server_settings": {"application_name": "custodian"},
+    }
+    if for_migrations:
+        return create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_recycle=settings.db_pool_recycle,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+def _sqlite_engine(settings: Settings, url: URL, *, foreign_keys: bool) -> AsyncEngine:
+    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(
+        url,
+        connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
+        poolclass=None if foreign_keys else NullPool,
+    )
+    busy_timeout_ms = settings.sqlite_busy_timeout_ms
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Stop the driver's own implicit BEGIN; `_on_begin` emits it instead.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded values after commit (no lazy reload in async code)."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+class Database:
+    """The process's engine and session factory.
+
+    An engine passed in stays its owner's to dispose (tests share one engine
+    across many apps and bind sessions to a connection of their own).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: AsyncEngine | None = None,
+        sessions: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._owns_engine = engine is None
+        self.engine = engine if engine is not None else create_engine(settings)
+        self.sessions = sessions if sessions is not None else create_session_factory(self.engine)
+
+    async def dispose(self) -> None:
+        if self._owns_engine:
+            await self.engine.dispose()

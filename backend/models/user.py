@@ -1,0 +1,45 @@
+"""Staff accounts that sign in to the admin."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
+
+from sqlalchemy import Boolean, String, false, true
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from backend.db.base import Base
+from backend.db.columns import live_unique
+from backend.db.mixins import IdMixin, SoftDeleteMixin, TimestampMixin, VersionMixin
+from backend.db.types import UTCDateTime
+from backend.models.rbac import user_role
+
+if TYPE_CHECKING:
+    from backend.models.rbac import Role
+
+USERNAME_MAX_LENGTH = 150
+EMAIL_MAX_LENGTH = 254
+
+
+class User(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
+    """A person who signs in. The password is only ever stored as a hash."""
+
+    __permission_group__: ClassVar[str] = "accounts"
+    __secret_fields__: ClassVar[frozenset[str]] = frozenset({"password_hash"})
+
+    username: Mapped[str] = mapped_column(String(USERNAME_MAX_LENGTH))
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH), default="", server_default="")
+    password_hash: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    is_superuser: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    roles: Mapped[list[Role]] = relationship(secondary=user_role, lazy="raise", passive_deletes=True)
+
+    __table_args__ = (
+        # Unique among live accounts only: a soft-deleted user frees the name.
+        live_unique("uq_user_username", "username"),
+    )
+
+    def __str__(self) -> str:
+        return self.username

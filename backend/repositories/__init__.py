@@ -1,0 +1,1 @@
+"""Repositories: the queries. They flush but never commit."""

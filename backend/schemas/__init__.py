@@ -1,0 +1,1 @@
+"""Pydantic input schemas: what the services accept, with limits matching the columns."""

@@ -1,0 +1,193 @@
+"""The audit trail: entries written from SQLAlchemy attribute history, in the change's transaction.
+
+Every unit of work puts its actor in `session.info`; after each flush, this
+module turns what the flush wrote into `AuditEntry` rows on the same
+connection. So an entry exists exactly when its change does: a failed change
+leaves none, and a change never commits without one. Writes made outside a
+unit of work (test setup, bulk COPY for benchmarks) carry no actor and are
+not audited.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import event, insert, inspect
+from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.orm.attributes import History
+
+from backend.auth.actor import Actor
+from backend.db.types import utcnow
+from backend.db.uow import ACTOR_KEY, AUDIT_ENABLED_KEY
+from backend.models import AuditEntry, AuthSession, LoginAttempt
+
+REDACTED = "[redacted]"
+NOT_AUDITED = (AuditEntry, AuthSession, LoginAttempt)
+# Recorded by other means (the version, the sign-in event) or not worth a diff.
+BOOKKEEPING_FIELDS = frozenset({"updated_at", "version", "last_login_at"})
+_installed = False
+
+
+def install() -> None:
+    """Listen to every session's flushes (once per process)."""
+    global _installed
+    if not _installed:
+        event.listen(Session, "after_flush", _after_flush)
+        _installed = True
+
+
+def record_event(
+    session: Any,
+    actor: Actor,
+    *,
+    action: str,
+    model: str,
+    object_id: object = "",
+    object_repr: str = "",
+    changes: dict[str, Any] | None = None,
+) -> None:
+    """Add an entry for something that is not a row change: a sign-in, a failed sign-in, a sign-out."""
+    session.add(AuditEntry(**_entry_values(actor, action, model, object_id, object_repr, changes or {})))
+
+
+def _after_flush(session: Session, _context: UOWTransaction) -> None:
+    actor = session.info.get(ACTOR_KEY)
+    if not isinstance(actor, Actor) or not session.info.get(AUDIT_ENABLED_KEY, True):
+        return
+    rows = [
+        *(_entry(actor, "create", obj, _created(obj)) for obj in _audited(session.new)),
+        *filter(None, (_update_entry(actor, obj) for obj in _audited(session.dirty))),
+        *(_entry(actor, "purge", obj, _purged(obj)) for obj in _audited(session.deleted)),
+    ]
+    if rows:
+        session.connection().execute(insert(AuditEntry.__table__), rows)  # type: ignore[arg-type]  # mapped Table
+
+
+def _audited(objects: Iterable[Any]) -> list[Any]:
+    return [obj for obj in objects if not isinstance(obj, NOT_AUDITED) and hasattr(obj, "__table__")]
+
+
+def _update_entry(actor: Actor, obj: Any) -> dict[str, Any] | None:
+    changes = _updated(obj)
+    if not changes:
+        return None
+    action = "update"
+    if "deleted_at" in changes:
+        old, new = changes["deleted_at"]
+        action = "delete" if old is None and new is not None else "restore" if new is None else "update"
+    return _entry(actor, action, obj, changes)
+
+
+def _entry(actor: Actor, action: str, obj: Any, changes: dict[str, Any]) -> dict[str, Any]:
+    state = inspect(obj)
+    # A row inserted by this flush has its key values but no identity key yet.
+    identity = state.identity or state.mapper.primary_key_from_instance(obj)
+    object_id = ",".join(str(part) for part in identity if part is not None)
+    return _entry_values(actor, action, str(obj.__tablename__), object_id, _label(obj), changes)
+
+
+def _entry_values(
+    actor: Actor, action: str, model: str, object_id: object, object_repr: str, changes: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "created_at": utcnow(),
+        "actor_id": actor.user_id,
+        "actor_name": actor.username[:150],
+        "action": action,
+        "model": model,
+        "object_id": str(object_id)[:64],
+        "object_repr": object_repr[:200],
+        "changes": changes,
+        "client_address": actor.client_address,
+    }
+
+
+def _label(obj: Any) -> str:
+    try:
+        return str(obj)
+    except Exception:  # a __str__ that needs an unloaded relationship
+        return f"{type(obj).__name__} {inspect(obj).identity}"
+
+
+def _created(obj: Any) -> dict[str, Any]:
+    state = inspect(obj)
+    secrets = _secret_fields(obj)
+    changes: dict[str, Any] = {}
+    for column in state.mapper.column_attrs:
+        if column.key in BOOKKEEPING_FIELDS:
+            continue
+        value = getattr(obj, column.key, None)
+        if value is not None:
+            changes[column.key] = [None, REDACTED if column.key in secrets else _jsonable(value)]
+    for key, history in _collection_histories(obj):
+        if history.added:
+            changes[key] = [[], sorted(str(item) for item in history.added)]
+    return changes
+
+
+def _updated(obj: Any) -> dict[str, Any]:
+    state = inspect(obj)
+    secrets = _secret_fields(obj)
+    changes: dict[str, Any] = {}
+    for column in state.mapper.column_attrs:
+        if column.key in BOOKKEEPING_FIELDS:
+            continue
+        history = state.attrs[column.key].history
+        if not history.has_changes():
+            continue
+        old = history.deleted[0] if history.deleted else None
+        new = history.added[0] if history.added else None
+        if old == new:
+            continue
+        if column.key in secrets:
+            changes[column.key] = [REDACTED, REDACTED]
+        else:
+            changes[column.key] = [_jsonable(old), _jsonable(new)]
+    for key, history in _collection_histories(obj):
+        if history.added or history.deleted:
+            before = [*history.unchanged, *history.deleted]
+            after = [*history.unchanged, *history.added]
+            changes[key] = [sorted(str(item) for item in before), sorted(str(item) for item in after)]
+    return changes
+
+
+def _purged(obj: Any) -> dict[str, Any]:
+    secrets = _secret_fields(obj)
+    return {
+        column.key: [REDACTED if column.key in secrets else _jsonable(getattr(obj, column.key, None)), None]
+        for column in inspect(obj).mapper.column_attrs
+    }
+
+
+def _collection_histories(obj: Any) -> list[tuple[str, History]]:
+    """Histories of loaded many-to-many collections (tags, roles, permissions)."""
+    state = inspect(obj)
+    found = []
+    for relationship in state.mapper.relationships:
+        if relationship.secondary is None or relationship.key in state.unloaded:
+            continue
+        found.append((relationship.key, state.attrs[relationship.key].history))
+    return found
+
+
+def _secret_fields(obj: Any) -> frozenset[str]:
+    return frozenset(getattr(obj, "__secret_fields__", frozenset()))
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return _jsonable(value.value)
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(item) for item in value]
+    return str(value)

@@ -1,0 +1,205 @@
+"""Signing in and out, and turning a session token back into an `Actor`."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from backend.auth.actor import Actor
+from backend.auth.passwords import hasher_for
+from backend.db.uow import ACTOR_KEY, UnitOfWork
+from backend.models import AuthSession, LoginAttempt, User
+from backend.repositories import auth as auth_queries
+from backend.services.audit import record_event
+
+BAD_CREDENTIALS = "Please enter a correct username and password. Both fields may be case-sensitive."
+# Writing last_seen_at on every request would double the statements per page.
+TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    """The result of a sign-in attempt. The caller commits either way: failures are recorded."""
+
+    token: str | None
+    user_id: int | None
+    message: str
+    throttled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.token is not None
+
+
+class AuthService:
+    """Sign-in, sign-out and session checks. Needs no permission: it is how actors come to be."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.session = uow.session
+        self.settings = uow.settings
+        self.touched = False  # whether authenticate() wrote last_seen_at (the caller commits)
+
+    async def login(
+        self, username: str, password: str, *, client_address: str, user_agent: str = ""
+    ) -> LoginOutcome:
+        """Check credentials, record the attempt, and open a session on success.
+
+        Unknown users and wrong passwords get the same message and cost the
+        same time. Too many recent failures for the username or the address
+        refuse the attempt before the password is looked at.
+        """
+        now = datetime.now(UTC)
+        username = username.strip()[:150]
+        client_address = client_address[:64]
+
+        someone = Actor(user_id=None, username=username or "anonymous", client_address=client_address)
+        throttled = await self._throttle_message(username, client_address, now)
+        if throttled:
+            self.session.add(LoginAttempt(username=username, client_address=client_address, succeeded=False))
+            record_event(self.session, someone, action="login_refused", model="user", object_repr=username)
+            return LoginOutcome(None, None, throttled, throttled=True)
+
+        user = (
+            await self.session.execute(
+                select(User).where(User.username == username, User.deleted_at.is_(None))
+            )
+        ).scalar_one_or_none()
+        hasher = hasher_for(self.settings)
+        if user is None:
+            hasher.spend_verification_time(password)
+            verified, new_hash = False, None
+        else:
+            verified, new_hash = hasher.verify_and_update(password, user.password_hash)
+
+        if user is None or not verified or not user.is_active:
+            self.session.add(LoginAttempt(username=username, client_address=client_address, succeeded=False))
+            record_event(
+                self.session,
+                someone,
+                action="login_failed",
+                model="user",
+                object_id=user.id if user else "",
+                object_repr=username,
+            )
+            return LoginOutcome(None, None, BAD_CREDENTIALS)
+
+        # From here on the user acts: a hash upgrade is recorded as theirs.
+        actor = Actor(user_id=user.id, username=user.username, client_address=client_address)
+        self.session.info[ACTOR_KEY] = actor
+        record_event(
+            self.session, actor, action="login", model="user", object_id=user.id, object_repr=user.username
+        )
+
+        # A sign-in is not an edit of the account: no version bump, so concurrent
+        # sign-ins (or an admin editing the user meanwhile) never collide.
+        values: dict[str, object] = {"last_login_at": now}
+        if new_hash is not None:
+            values["password_hash"] = new_hash
+            record_event(
+                self.session,
+                actor,
+                action="update",
+                model="user",
+                object_id=user.id,
+                object_repr=user.username,
+                changes={"password_hash": ["[redacted]", "[redacted]"]},
+            )
+        stamp = update(User).where(User.id == user.id).values(**values)
+        await self.session.execute(stamp.execution_options(synchronize_session=False))
+        token = secrets.token_urlsafe(32)
+        self.session.add(
+            AuthSession(
+                token_hash=hash_token(token),
+                user_id=user.id,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + timedelta(hours=self.settings.session_absolute_timeout_hours),
+                client_address=client_address,
+                user_agent=user_agent[:255],
+            )
+        )
+        self.session.add(LoginAttempt(username=username, client_address=client_address, succeeded=True))
+        await self.session.flush()
+        return LoginOutcome(token, user.id, "Signed in.")
+
+    async def authenticate(self, token: str, *, client_address: str | None = None) -> Actor | None:
+        """The actor for a session token, or None if the session is unknown or over.
+
+        A session is over once revoked, idle longer than the idle timeout, past
+        its absolute expiry, or when its user is inactive or deleted.
+        """
+        if not token:
+            return None
+        found = await auth_queries.find_session(self.session, hash_token(token))
+        if found is None:
+            return None
+        now = datetime.now(UTC)
+        auth_session, user = found.session, found.user
+        idle_limit = timedelta(minutes=self.settings.session_idle_timeout_minutes)
+        if (
+            auth_session.revoked_at is not None
+            or auth_session.expires_at <= now
+            or auth_session.last_seen_at + idle_limit <= now
+            or not user.is_active
+            or user.deleted_at is not None
+        ):
+            return None
+        if now - auth_session.last_seen_at >= TOUCH_INTERVAL:
+            await auth_queries.touch_session(self.session, auth_session.id, now)
+            self.touched = True
+        return Actor(
+            user_id=user.id,
+            username=user.username,
+            is_superuser=user.is_superuser,
+            permissions=found.permissions,
+            client_address=client_address,
+        )
+
+    async def logout(self, token: str, *, client_address: str | None = None) -> None:
+        """End the session: the same cookie is refused from now on."""
+        if not token:
+            return
+        found = await auth_queries.find_session(self.session, hash_token(token))
+        was_open = found is not None and found.session.revoked_at is None
+        await auth_queries.revoke_session(self.session, hash_token(token), datetime.now(UTC))
+        if found is not None and was_open:
+            user = found.user
+            actor = Actor(user_id=user.id, username=user.username, client_address=client_address)
+            record_event(
+                self.session,
+                actor,
+                action="logout",
+                model="user",
+                object_id=user.id,
+                object_repr=user.username,
+            )
+
+    async def _throttle_message(self, username: str, client_address: str, now: datetime) -> str | None:
+        window = timedelta(minutes=self.settings.login_throttle_window_minutes)
+        since = now - window
+        by_user, by_address = await auth_queries.count_failures(
+            self.session, username=username, client_address=client_address, since=since
+        )
+        if (
+            by_user < self.settings.login_max_failures_per_user
+            and by_address < self.settings.login_max_failures_per_address
+        ):
+            return None
+        oldest = await auth_queries.oldest_failure(
+            self.session, username=username, client_address=client_address, since=since
+        )
+        wait = (oldest + window - now) if oldest else window
+        minutes = max(1, math.ceil(wait.total_seconds() / 60))
+        return (
+            f"Too many failed sign-in attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+        )

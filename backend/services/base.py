@@ -1,0 +1,317 @@
+"""CrudService: permission check, validation, write, and readable errors, for any model."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from backend.auth.actor import Actor
+from backend.db.base import Base
+from backend.db.integrity import describe_violation
+from backend.db.uow import UnitOfWork
+from backend.errors import Conflict, NotFound, ValidationFailed
+from backend.models import AuditEntry
+from backend.repositories.base import IntegrityViolation, Repository
+
+ModelT = TypeVar("ModelT", bound=Base)
+CreateT = TypeVar("CreateT", bound=BaseModel)
+UpdateT = TypeVar("UpdateT", bound=BaseModel)
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+
+def validate(schema: type[SchemaT], data: SchemaT | Mapping[str, Any]) -> SchemaT:
+    """Parse `data` with `schema`; raise `ValidationFailed` with one entry per field."""
+    if isinstance(data, schema):
+        return data
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        errors: dict[str, list[str]] = {}
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "__all__"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if error["type"] == "string_pattern_mismatch":
+                message = "Use only letters, digits and the characters shown in the help text."
+            elif error["type"] == "extra_forbidden":
+                message = "This field is not accepted."
+            errors.setdefault(field, []).append(message)
+        raise ValidationFailed(errors) from exc
+
+
+@dataclass
+class _Write:
+    """The record a write is about, and its values before the flush, for error messages.
+
+    A failed flush rolls its savepoint back and expires the record, so the
+    values that clashed are read from this copy, not from the record.
+    """
+
+    obj: Any = None
+    values: dict[str, Any] = dataclass_field(default_factory=dict)
+
+    def remember_values(self) -> None:
+        if self.obj is not None:
+            self.values = dict(inspect(self.obj).dict)
+
+
+class CrudService(Generic[ModelT, CreateT, UpdateT]):
+    """Create, read, update and (soft) delete one model, for one actor.
+
+    Subclasses set `model`, `create_schema` and `update_schema`, and put their
+    rules in `build`, `apply` and `before_delete`. Every method checks the
+    actor's `<table>.<action>` permission first and raises `PermissionDenied`,
+    `NotFound`, `ValidationFailed` or `Conflict` with a message for a person.
+    """
+
+    model: ClassVar[type[Any]]
+    create_schema: ClassVar[type[BaseModel]]
+    update_schema: ClassVar[type[BaseModel]]
+    label: ClassVar[str] = ""
+    # column -> message for a unique clash; "{value}" is the clashing value
+    unique_messages: ClassVar[dict[str, str]] = {}
+    # CHECK constraint name -> (field, message), for when the database catches a rule first
+    check_messages: ClassVar[dict[str, tuple[str, str]]] = {}
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.session = uow.session
+        self.repo: Repository[ModelT] = Repository(uow.session, self.model)
+
+    @property
+    def actor(self) -> Actor:
+        return self.uow.actor
+
+    @property
+    def table(self) -> str:
+        return str(self.model.__tablename__)
+
+    @property
+    def noun(self) -> str:
+        return self.label or self.table.replace("_", " ")
+
+    def require(self, action: str) -> None:
+        self.actor.require(f"{self.table}.{action}")
+
+    async def get(self, id_: object) -> ModelT:
+        """The live record `id_` (needs `.view`); `NotFound` if absent or deleted."""
+        self.require("view")
+        return await self._get_live(id_)
+
+    async def create(self, data: CreateT | Mapping[str, Any]) -> ModelT:
+        """Validate and insert a record (needs `.add`)."""
+        self.require("add")
+        payload = validate(self._create_schema(), data)
+        async with self.writing() as write:
+            obj = write.obj = await self.build(payload)
+            self.session.add(obj)
+        return obj
+
+    async def update(
+        self, id_: object, data: UpdateT | Mapping[str, Any], *, expected_version: int | None = None
+    ) -> ModelT:
+        """Validate and apply the given fields (needs `.change`).
+
+        With `expected_version`, a record changed since it was read raises `Conflict`.
+        """
+        self.require("change")
+        obj = await self._get_live(id_)
+        if expected_version is not None and getattr(obj, "version", expected_version) != expected_version:
+            raise await self._stale(obj)
+        payload = validate(self._update_schema(), data)
+        async with self.writing(obj):
+            await self.apply(obj, payload)
+        return obj
+
+    async def delete(self, id_: object) -> ModelT:
+        """Soft-delete the record (needs `.delete`): the row stays, marked deleted."""
+        self.require("delete")
+        obj = await self._get_live(id_)
+        if not hasattr(obj, "deleted_at"):
+            raise Conflict(f"A {self.noun} cannot be deleted.")
+        deleted_at = datetime.now(UTC)
+        async with self.writing(obj):
+            await self.before_delete(obj)
+            obj.deleted_at = deleted_at
+            obj.deleted_by_id = self.actor.user_id  # type: ignore[attr-defined]  # SoftDeleteMixin
+            await self.after_soft_delete(obj, deleted_at)
+        return obj
+
+    async def restore(self, id_: object) -> ModelT:
+        """Bring a soft-deleted record back as it was (needs `.restore`).
+
+        Raises `Conflict` when a live record now holds one of its unique values.
+        """
+        self.require("restore")
+        obj = await self._get_deleted(id_)
+        deleted_at = obj.deleted_at  # type: ignore[attr-defined]  # SoftDeleteMixin
+        try:
+            async with self.writing(obj):
+                obj.deleted_at = None  # type: ignore[attr-defined]  # SoftDeleteMixin
+                obj.deleted_by_id = None  # type: ignore[attr-defined]  # SoftDeleteMixin
+                await self.after_restore(obj, deleted_at)
+        except Conflict as exc:
+            raise Conflict(f"Cannot restore this {self.noun}: {exc.message}", field=exc.field) from exc
+        return obj
+
+    async def purge(self, id_: object) -> None:
+        """Delete a soft-deleted record for good (needs `.purge`).
+
+        The audit entry keeps the record's last values. Raises `Conflict`
+        when other records still refer to it.
+        """
+        self.require("purge")
+        obj = await self._get_deleted(id_)
+        try:
+            async with self.writing(obj):
+                await self.before_purge(obj)
+                await self.session.delete(obj)
+        except Conflict as exc:
+            raise Conflict(f"This {self.noun} cannot be purged: other records still refer to it.") from exc
+
+    @asynccontextmanager
+    async def writing(self, obj: ModelT | None = None) -> AsyncIterator[_Write]:
+        """One write, all or nothing: its changes and their flush share a savepoint.
+
+        If the body or the flush fails, the savepoint is rolled back and the
+        unit of work stays usable. Constraint failures and stale versions
+        become `Conflict`; the body sets `write.obj` when it creates the record.
+        """
+        write = _Write(obj)
+        try:
+            async with self.session.begin_nested():
+                yield write
+                write.remember_values()
+                await self.session.flush()
+        except IntegrityError as exc:
+            violation = IntegrityViolation(describe_violation(exc, self.repo.table))
+            raise self._conflict(violation, write.values) from exc
+        except IntegrityViolation as exc:
+            raise self._conflict(exc, write.values) from exc
+        except StaleDataError as exc:
+            raise await self._stale(write.obj) from exc
+
+    # Hooks for subclasses -------------------------------------------------
+
+    async def build(self, payload: CreateT) -> ModelT:
+        """Make the new model instance from validated input."""
+        return self.model(**payload.model_dump())  # type: ignore[no-any-return]  # model is a ClassVar
+
+    async def apply(self, obj: ModelT, payload: UpdateT) -> None:
+        """Copy the fields the caller set onto `obj`."""
+        for field in payload.model_fields_set:
+            setattr(obj, field, getattr(payload, field))
+
+    async def before_delete(self, obj: ModelT) -> None:
+        """Refuse a delete by raising an `AppError`; does nothing by default."""
+
+    async def after_soft_delete(self, obj: ModelT, deleted_at: datetime) -> None:
+        """Soft-delete what goes with `obj` (stamped with the same `deleted_at`)."""
+
+    async def after_restore(self, obj: ModelT, deleted_at: datetime | None) -> None:
+        """Restore what was deleted together with `obj` (same `deleted_at`)."""
+
+    async def before_purge(self, obj: ModelT) -> None:
+        """Purge what goes with `obj`, or refuse with an `AppError`."""
+
+    # Helpers ----------------------------------------------------------------
+
+    def _create_schema(self) -> type[CreateT]:
+        return self.create_schema  # type: ignore[return-value]  # ClassVars cannot use the class's type variables
+
+    def _update_schema(self) -> type[UpdateT]:
+        return self.update_schema  # type: ignore[return-value]  # ClassVars cannot use the class's type variables
+
+    async def live(self, model: type[Any], id_: object, *, field: str, label: str) -> Any:
+        """A live (not deleted) row of another model that the input refers to.
+
+        Raises `ValidationFailed` on `field` when it is missing or deleted, so a
+        form shows the problem next to the field.
+        """
+        valid = isinstance(id_, int) and not isinstance(id_, bool) and 0 < id_ < 2**63
+        row = await Repository(self.session, model).get(id_) if valid else None
+        if row is None:
+            raise ValidationFailed({field: [f"{label} {str(id_)[:40]} does not exist."]})
+        return row
+
+    def _id(self, id_: object) -> int:
+        """An id as the database can take it; anything that cannot be one is simply not found."""
+        if isinstance(id_, str) and id_.strip().isdigit():
+            id_ = int(id_.strip())
+        if isinstance(id_, bool) or not isinstance(id_, int) or not 0 < id_ < 2**63:
+            raise NotFound(f"{self.noun.capitalize()} {str(id_)[:40]} does not exist.")
+        return id_
+
+    async def _get_deleted(self, id_: object) -> ModelT:
+        if not self.repo.soft_deletable:
+            raise NotFound(f"{self.noun.capitalize()} records are not kept in the trash.")
+        obj = await self.repo.get(self._id(id_), include_deleted=True)
+        if obj is None or getattr(obj, "deleted_at", None) is None:
+            raise NotFound(f"There is no deleted {self.noun} {id_}.")
+        return obj
+
+    async def _stale(self, obj: Any) -> Conflict:
+        """The "changed since you opened it" refusal, naming who changed it and when."""
+        last = (
+            await self.session.execute(
+                select(AuditEntry.actor_name, AuditEntry.created_at)
+                .where(AuditEntry.model == self.table, AuditEntry.object_id == _identity(obj))
+                .order_by(AuditEntry.id.desc())
+                .limit(1)
+            )
+        ).first()
+        who = f" by {last.actor_name} at {last.created_at:%Y-%m-%d %H:%M:%S} UTC" if last else ""
+        return Conflict(
+            f"This {self.noun} was changed{who} since you opened it. "
+            "Nothing was saved; reload it to see the new version, then make your change again."
+        )
+
+    async def _get_live(self, id_: object, **kwargs: Any) -> ModelT:
+        obj = await self.repo.get(self._id(id_), **kwargs)
+        if obj is None:
+            raise NotFound(f"{self.noun.capitalize()} {id_} does not exist.")
+        return obj
+
+    async def save(self, obj: ModelT, *, adding: bool = False) -> None:
+        """Flush (inserting `obj` when `adding`); constraint failures and stale versions become `Conflict`."""
+        try:
+            await self.repo.flush(adding=obj if adding else None)
+        except IntegrityViolation as exc:
+            raise self._conflict(exc, dict(inspect(obj).dict)) from exc
+        except StaleDataError as exc:
+            raise await self._stale(obj) from exc
+
+    def _conflict(self, exc: IntegrityViolation, values: dict[str, Any]) -> Conflict:
+        violation = exc.violation
+        if violation.kind == "unique" and violation.columns:
+            column = violation.columns[-1]
+            value = values.get(column, "")
+            template = self.unique_messages.get(column, "A {noun} with this {field} already exists.")
+            message = template.format(noun=self.noun, field=column.replace("_", " "), value=value)
+            return Conflict(message, field=column)
+        if violation.kind == "foreign_key":
+            field = violation.columns[0] if violation.columns else None
+            return Conflict(f"The {self.noun} refers to a record that does not exist.", field=field)
+        if violation.kind == "check":
+            known = self.check_messages.get(violation.constraint or "")
+            if known:
+                return Conflict(known[1], field=known[0])
+            return Conflict(f"The {self.noun} breaks a rule ({violation.constraint}).")
+        if violation.kind == "not_null" and violation.columns:
+            column = violation.columns[0]
+            return Conflict(f"{column.replace('_', ' ').capitalize()} is required.", field=column)
+        return Conflict(f"The {self.noun} could not be saved: it conflicts with existing data.")
+
+
+def _identity(obj: Any) -> str:
+    """The primary key as the audit trail stores it, read without loading anything."""
+    identity = inspect(obj).identity
+    return ",".join(str(part) for part in identity) if identity else ""

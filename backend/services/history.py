@@ -1,0 +1,219 @@
+"""Reading the audit trail and the trash: for auditors, and for restoring what was deleted."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.orm import aliased
+
+from backend.db.uow import UnitOfWork
+from backend.errors import NotFound, PermissionDenied
+from backend.models import AuditEntry, User
+from backend.services.registry import service_for, soft_deletable_tables
+
+MASK = "•••"
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    actor: str | None = None
+    model: str | None = None
+    object_id: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
+        if self.actor:
+            found.append(AuditEntry.actor_name.ilike(f"%{_escape_like(self.actor)}%", escape="\\"))
+        if self.model:
+            found.append(AuditEntry.model == self.model)
+        if self.object_id:
+            found.append(AuditEntry.object_id == self.object_id)
+        if self.action:
+            found.append(AuditEntry.action == self.action)
+        if self.since:
+            found.append(AuditEntry.created_at >= self.since)
+        if self.until:
+            found.append(AuditEntry.created_at < self.until)
+        return found
+
+
+class AuditLog:
+    """Search the audit trail (needs `audit.view`) and read one record's history."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.session = uow.session
+        self.actor = uow.actor
+
+    async def search(
+        self, filters: AuditFilters, *, before_id: int | None = None, limit: int = 50
+    ) -> list[AuditEntry]:
+        """Newest first; page on with `before_id` (the last id shown), which costs the same at any depth."""
+        self.actor.require("audit.view")
+        stmt = self._statement(filters)
+        if before_id is not None:
+            stmt = stmt.where(AuditEntry.id < before_id)
+        return list((await self.session.execute(stmt.limit(limit))).scalars())
+
+    async def stream(self, filters: AuditFilters) -> AsyncIterator[AuditEntry]:
+        """Every matching entry, streamed (for CSV export)."""
+        self.actor.require("audit.view")
+        result = await self.session.stream_scalars(self._statement(filters).execution_options(yield_per=500))
+        async for entry in result:
+            yield entry
+
+    async def history(
+        self, table: str, object_id: str, *, include_children: bool = False
+    ) -> list[AuditEntry]:
+        """One record's timeline, oldest first, deleted records included.
+
+        With `include_children`, entries of the rows the model lists in
+        `__history_children__` (an order's items) are woven in.
+
+        Needs `audit.view`, or `<table>.view`. Personal data in the diffs is
+        masked without `<table>.view_pii`.
+        """
+        service = service_for(table)
+        if not (self.actor.has_perm("audit.view") or self.actor.has_perm(f"{table}.view")):
+            raise PermissionDenied(f"You do not have permission to see the history of {table} records.")
+        stmt = (
+            select(AuditEntry)
+            .where(AuditEntry.model == table, AuditEntry.object_id == object_id)
+            .order_by(AuditEntry.id)
+        )
+        entries = list((await self.session.execute(stmt)).scalars())
+        if not entries:
+            raise NotFound(f"No history for {table} {object_id}.")
+        if include_children:
+            entries = sorted([*entries, *await self._children(service.model, object_id)], key=lambda e: e.id)
+        pii = frozenset(getattr(service.model, "__pii_fields__", ()))
+        if pii and not self.actor.has_perm(f"{table}.view_pii"):
+            for entry in entries:
+                self.session.expunge(entry)  # masked copies only; the rows are append-only anyway
+                entry.changes = {
+                    field: [MASK if v is not None else None for v in values] if field in pii else values
+                    for field, values in entry.changes.items()
+                }
+        return entries
+
+    async def _children(self, model: Any, object_id: str) -> list[AuditEntry]:
+        found: list[AuditEntry] = []
+        for child_table, key in getattr(model, "__history_children__", {}).items():
+            child = service_for(child_table).model
+            if not object_id.isdigit() or (
+                not self.actor.has_perm(f"{child_table}.view") and not self.actor.has_perm("audit.view")
+            ):
+                continue
+            ids = [
+                str(i)
+                for i in (
+                    await self.session.execute(select(child.id).where(getattr(child, key) == int(object_id)))
+                ).scalars()
+            ]
+            if ids:
+                stmt = select(AuditEntry).where(
+                    AuditEntry.model == child_table, AuditEntry.object_id.in_(ids)
+                )
+                found.extend((await self.session.execute(stmt)).scalars())
+        return found
+
+    async def state_at(self, table: str, object_id: str, when: datetime) -> dict[str, Any] | None:
+        """What the record looked like at `when`, rebuilt from its entries; None if it did not exist."""
+        state: dict[str, Any] | None = None
+        for entry in await self.history(table, object_id):
+            if entry.created_at > when:
+                break
+            if entry.action == "purge":
+                state = None
+                continue
+            if state is None:
+                state = {}
+            for field, (_old, new) in entry.changes.items():
+                state[field] = new
+        return state
+
+    def _statement(self, filters: AuditFilters) -> Select[AuditEntry]:
+        return select(AuditEntry).where(*filters.conditions()).order_by(AuditEntry.id.desc())
+
+
+@dataclass(frozen=True)
+class TrashItem:
+    model: str
+    object_id: int
+    label: str
+    deleted_at: datetime
+    deleted_by: str
+
+
+class Trash:
+    """Deleted records of every model the actor may view (needs `trash.view`)."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.session = uow.session
+        self.actor = uow.actor
+
+    def models(self) -> list[str]:
+        return [table for table in soft_deletable_tables() if self.actor.has_perm(f"{table}.view")]
+
+    async def list(
+        self,
+        *,
+        model: str | None = None,
+        deleted_by: str | None = None,
+        days: int | None = None,
+        page: int = 1,
+        page_size: int = 50,
+    ) -> tuple[list[TrashItem], bool]:
+        """A page of deleted records, newest first, and whether there is a next page."""
+        self.actor.require("trash.view")
+        tables = self.models()
+        if model:
+            if model not in tables:
+                raise NotFound(f"No trash for {model}.")
+            tables = [model]
+        wanted = page * page_size + 1
+        items: list[TrashItem] = []
+        for table in tables:
+            entity = service_for(table).model
+            deleter = aliased(User)
+            stmt = (
+                select(entity, deleter.username)
+                .outerjoin(deleter, deleter.id == entity.deleted_by_id)
+                .where(entity.deleted_at.is_not(None))
+                .order_by(entity.deleted_at.desc(), entity.id.desc())
+                .limit(wanted)
+            )
+            if deleted_by:
+                stmt = stmt.where(deleter.username == deleted_by)
+            if days:
+                stmt = stmt.where(entity.deleted_at >= datetime.now(UTC) - timedelta(days=days))
+            for obj, username in (await self.session.execute(stmt)).all():
+                items.append(TrashItem(table, obj.id, _label(obj), obj.deleted_at, username or "system"))
+        items.sort(key=lambda item: (item.deleted_at, item.object_id), reverse=True)
+        start = (page - 1) * page_size
+        return items[start : start + page_size], len(items) > start + page_size
+
+    async def restore(self, table: str, object_id: int) -> Any:
+        return await service_for(table)(self.uow).restore(object_id)
+
+    async def purge(self, table: str, object_id: int) -> None:
+        await service_for(table)(self.uow).purge(object_id)
+
+
+def _label(obj: Any) -> str:
+    try:
+        return str(obj)[:200]
+    except Exception:  # a label that needs an unloaded relationship
+        return f"{type(obj).__name__} {obj.id}"
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,148 @@
+"""User accounts: creation, changes, passwords, deactivation. Nobody raises their own privileges."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from backend.auth.passwords import hasher_for, password_problems
+from backend.auth.permissions import is_purge
+from backend.errors import Conflict, PermissionDenied, ValidationFailed
+from backend.models import Role, User
+from backend.repositories import auth as auth_queries
+from backend.schemas.user import UserCreate, UserUpdate
+from backend.services.base import CrudService
+
+
+class UserService(CrudService[User, UserCreate, UserUpdate]):
+    """Manage users (needs `user.*`).
+
+    Only a superuser may create or change a superuser, or give a role that
+    holds a purge permission; nobody may give a role holding permissions they
+    lack themselves. A password change, deactivation, deletion or change of
+    roles ends the user's open sessions.
+    """
+
+    model = User
+    create_schema = UserCreate
+    update_schema = UserUpdate
+    unique_messages: ClassVar[dict[str, str]] = {"username": "A user named {value} already exists."}
+
+    async def build(self, payload: UserCreate) -> User:
+        if payload.is_superuser:
+            self.actor.require_superuser("create a superuser")
+        self._check_password(payload.password, username=payload.username)
+        roles = await self._roles_to_assign(payload.roles)
+        if await self.repo.exists(username=payload.username):
+            raise Conflict(f"A user named {payload.username} already exists.", field="username")
+        return User(
+            username=payload.username,
+            email=payload.email,
+            password_hash=hasher_for(self.uow.settings).hash(payload.password),
+            is_active=payload.is_active,
+            is_superuser=payload.is_superuser,
+            roles=roles,
+        )
+
+    async def apply(self, obj: User, payload: UserUpdate) -> None:
+        fields = payload.model_fields_set
+        if obj.is_superuser:
+            self.actor.require_superuser("change a superuser")
+        if "is_superuser" in fields and payload.is_superuser != obj.is_superuser:
+            self.actor.require_superuser("grant or remove superuser status")
+        if "is_active" in fields and payload.is_active is False and obj.id == self.actor.user_id:
+            raise PermissionDenied("You cannot deactivate your own account.")
+        end_sessions = False
+        if "roles" in fields and payload.roles is not None:
+            new_roles = await self._roles_to_assign(payload.roles)
+            current = await self._current_roles(obj)
+            if {r.id for r in new_roles} != {r.id for r in current}:
+                obj.roles = new_roles
+                end_sessions = True
+        for field in ("email", "is_active", "is_superuser"):
+            value = getattr(payload, field)
+            if field in fields and value is not None:
+                setattr(obj, field, value)
+        if "is_active" in fields and payload.is_active is False:
+            end_sessions = True
+        if end_sessions:
+            await self._end_sessions(obj)
+
+    async def before_delete(self, obj: User) -> None:
+        if obj.id == self.actor.user_id:
+            raise PermissionDenied("You cannot delete your own account.")
+        if obj.is_superuser:
+            self.actor.require_superuser("delete a superuser")
+        await self._end_sessions(obj)
+
+    async def set_password(self, user_id: object, password: str) -> User:
+        """Set a new password (needs `user.change`) and end the user's sessions."""
+        self.require("change")
+        user = await self._get_live(user_id)
+        if user.is_superuser and user.id != self.actor.user_id:
+            self.actor.require_superuser("change a superuser's password")
+        self._check_password(password, username=user.username)
+        async with self.writing(user):
+            user.password_hash = hasher_for(self.uow.settings).hash(password)
+            await self._end_sessions(user)
+        return user
+
+    async def deactivate(self, user_id: object) -> User:
+        """Mark the user inactive (needs `user.change`): they can no longer sign in."""
+        return await self.update(user_id, {"is_active": False})
+
+    async def get_by_username(self, username: str) -> User:
+        self.require("view")
+        user = await self.repo.get_by(username=username.strip())
+        if user is None:
+            raise ValidationFailed({"username": [f"No user named {username}."]}, f"No user named {username}.")
+        return user
+
+    async def list_with_roles(self) -> list[User]:
+        self.require("view")
+        return await self.repo.list(order_by=(User.username,), options=(selectinload(User.roles),))
+
+    # Helpers ----------------------------------------------------------------
+
+    def _check_password(self, password: str, *, username: str) -> None:
+        problems = password_problems(
+            password, username=username, min_length=self.uow.settings.password_min_length
+        )
+        if problems:
+            raise ValidationFailed({"password": problems}, "The password is not acceptable.")
+
+    async def _roles_to_assign(self, names: Sequence[str]) -> list[Role]:
+        wanted = sorted({name.strip() for name in names if name.strip()})
+        if not wanted:
+            return []
+        stmt = select(Role).where(Role.name.in_(wanted)).options(selectinload(Role.permissions))
+        roles = list((await self.session.execute(stmt)).scalars().all())
+        missing = sorted(set(wanted) - {role.name for role in roles})
+        if missing:
+            raise ValidationFailed({"roles": [f"No such role: {', '.join(missing)}."]})
+        if not self.actor.is_superuser:
+            for role in roles:
+                codenames = {permission.codename for permission in role.permissions}
+                if any(is_purge(codename) for codename in codenames):
+                    raise PermissionDenied(
+                        f"Only a superuser can give the role {role.name}: it can purge records."
+                    )
+                lacking = sorted(codename for codename in codenames if not self.actor.has_perm(codename))
+                if lacking:
+                    raise PermissionDenied(
+                        f"You cannot give the role {role.name}: "
+                        f"it holds permissions you lack ({', '.join(lacking)})."
+                    )
+        return roles
+
+    async def _current_roles(self, user: User) -> list[Role]:
+        # Loaded explicitly: replacing an unloaded collection would lazy-load it.
+        await self.session.refresh(user, attribute_names=["roles"])
+        return list(user.roles)
+
+    async def _end_sessions(self, user: User) -> None:
+        await auth_queries.revoke_user_sessions(self.session, user.id, datetime.now(UTC))

@@ -1,0 +1,199 @@
+"""User and role pages: forms go through the services, errors show next to their fields."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.models import Role, User
+from tests.admin.conftest import ClientFactory, csrf_from, page_token
+from tests.factories import make_user
+
+
+async def test_create_user_with_invalid_input_keeps_it_and_changes_nothing(
+    new_client: ClientFactory, session: AsyncSession
+) -> None:
+    client = await new_client(superuser=True)
+    form = await client.get("/admin/user/create")
+    response = await client.post(
+        "/admin/user/create",
+        data={
+            "username": "newbie",
+            "email": "newbie@example.com",
+            "password": "password123",
+            "password_confirm": "password123",
+            "csrf_token": csrf_from(form.text),
+            "save": "Save",
+        },
+    )
+    assert response.status_code == 400
+    assert "This password is too common" in response.text
+    assert 'value="newbie@example.com"' in response.text  # what the user typed is kept
+    assert await session.scalar(select(func.count()).where(User.username == "newbie")) == 0
+
+
+async def test_create_user_duplicate_is_a_field_error(
+    new_client: ClientFactory, session: AsyncSession
+) -> None:
+    client = await new_client(superuser=True)
+    await make_user(session, username="dupe")
+    await session.commit()
+    form = await client.get("/admin/user/create")
+    response = await client.post(
+        "/admin/user/create",
+        data={
+            "username": "dupe",
+            "password": "long-enough-pass-1",
+            "password_confirm": "long-enough-pass-1",
+            "csrf_token": csrf_from(form.text),
+            "save": "Save",
+        },
+    )
+    assert response.status_code == 400
+    assert "A user named dupe already exists." in response.text
+    assert "invalid-feedback" in response.text
+
+
+async def test_create_user_then_they_sign_in(new_client: ClientFactory, session: AsyncSession) -> None:
+    from tests.admin.conftest import sign_in
+
+    client = await new_client(superuser=True)
+    form = await client.get("/admin/user/create")
+    response = await client.post(
+        "/admin/user/create",
+        data={
+            "username": "fresh",
+            "password": "fresh-user-password",
+            "password_confirm": "fresh-user-password",
+            "roles": "auditor",
+            "is_active": "y",
+            "csrf_token": csrf_from(form.text),
+            "save": "Save",
+        },
+    )
+    assert response.status_code == 302, response.text
+    newcomer = await new_client(signed_in=False)
+    assert (await sign_in(newcomer, "fresh", "fresh-user-password")).status_code == 302
+    assert (await newcomer.get("/admin/user/list")).status_code == 200
+    assert (await newcomer.get("/admin/user/create")).status_code == 403
+
+
+async def test_mismatched_password_confirmation(new_client: ClientFactory, session: AsyncSession) -> None:
+    client = await new_client(superuser=True)
+    target = await make_user(session)
+    await session.commit()
+    token = await page_token(client)
+    response = await client.post(
+        f"/admin/user/set-password/{target.id}",
+        data={"password": "one-long-password", "password_confirm": "another-long-one", "csrf_token": token},
+    )
+    assert response.status_code == 400 and "The two passwords differ." in response.text
+    weak = await client.post(
+        f"/admin/user/set-password/{target.id}",
+        data={"password": "short", "password_confirm": "short", "csrf_token": token},
+    )
+    assert weak.status_code == 400 and "Use at least 10 characters." in weak.text
+
+
+async def test_user_managers_cannot_escalate(new_client: ClientFactory, session: AsyncSession) -> None:
+    from tests.factories import make_role
+
+    managers = await make_role(session, permissions=["user.view", "user.add", "user.change"])
+    target = await make_user(session)
+    await session.commit()
+    client = await new_client(roles=[managers.name])
+    form = await client.get(f"/admin/user/edit/{target.id}")
+    token = csrf_from(form.text)
+    to_superuser = await client.post(
+        f"/admin/user/edit/{target.id}",
+        data={"email": "", "is_active": "y", "is_superuser": "y", "csrf_token": token, "save": "Save"},
+    )
+    assert to_superuser.status_code == 403
+    to_auditor = await client.post(
+        f"/admin/user/edit/{target.id}",
+        data={"email": "", "is_active": "y", "roles": "auditor", "csrf_token": token, "save": "Save"},
+    )
+    assert to_auditor.status_code == 403
+    session.expire_all()
+    await session.refresh(target, attribute_names=["roles", "is_superuser"])
+    assert not target.is_superuser and target.roles == []
+
+
+async def test_role_form_grants_from_a_grouped_list(new_client: ClientFactory, session: AsyncSession) -> None:
+    client = await new_client(superuser=True)
+    form = await client.get("/admin/role/create")
+    assert '<optgroup label="user">' in form.text and 'value="user.view"' in form.text
+    response = await client.post(
+        "/admin/role/create",
+        data={
+            "name": "support",
+            "description": "Help desk",
+            "permissions": ["user.view", "role.view"],
+            "csrf_token": csrf_from(form.text),
+            "save": "Save",
+        },
+    )
+    assert response.status_code == 302, response.text
+    role = (await session.execute(select(Role).where(Role.name == "support"))).scalar_one()
+    await session.refresh(role, attribute_names=["permissions"])
+    assert sorted(p.codename for p in role.permissions) == ["role.view", "user.view"]
+
+
+async def test_role_editors_cannot_grant_what_they_lack(
+    new_client: ClientFactory, session: AsyncSession
+) -> None:
+    from tests.factories import make_role
+
+    role_admins = await make_role(session, permissions=["role.view", "role.add", "role.change"])
+    await session.commit()
+    client = await new_client(roles=[role_admins.name])
+    form = await client.get("/admin/role/create")
+    response = await client.post(
+        "/admin/role/create",
+        data={
+            "name": "sneaky",
+            "permissions": ["user.change"],
+            "csrf_token": csrf_from(form.text),
+            "save": "Save",
+        },
+    )
+    assert response.status_code == 403
+    assert await session.scalar(select(func.count()).where(Role.name == "sneaky")) == 0
+
+
+async def test_stale_edit_is_refused_and_keeps_input(
+    new_client: ClientFactory, session: AsyncSession
+) -> None:
+    first, second = await new_client(superuser=True), await new_client(superuser=True)
+    target = await make_user(session)
+    await session.commit()
+    form_a = await first.get(f"/admin/user/edit/{target.id}")
+    form_b = await second.get(f"/admin/user/edit/{target.id}")
+    saved = await first.post(
+        f"/admin/user/edit/{target.id}",
+        data={
+            "email": "first@example.com",
+            "is_active": "y",
+            "_version": "1",
+            "csrf_token": csrf_from(form_a.text),
+            "save": "Save",
+        },
+    )
+    assert saved.status_code == 302
+    assert 'name="_version" value="1"' in form_b.text
+    stale = await second.post(
+        f"/admin/user/edit/{target.id}",
+        data={
+            "email": "second@example.com",
+            "is_active": "y",
+            "_version": "1",
+            "csrf_token": csrf_from(form_b.text),
+            "save": "Save",
+        },
+    )
+    assert stale.status_code == 409
+    assert f"was changed by {first.username} at " in stale.text  # type: ignore[attr-defined]
+    assert "since you opened it. Nothing was saved" in stale.text
+    assert 'value="second@example.com"' in stale.text
+    await session.refresh(target)
+    assert target.email == "first@example.com"

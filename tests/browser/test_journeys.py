@@ -1,0 +1,188 @@
+"""What staff, auditors and admins do, in a real browser, each as the role that does it."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, expect
+
+pytestmark = pytest.mark.browser
+
+
+async def pick_ajax_option(page: Page, field: str, term: str) -> None:
+    """Choose an option in a select2 ajax lookup (the JavaScript-driven relationship field)."""
+    await page.locator(f"#{field} + .select2 .select2-selection").click()
+    await page.locator(".select2-container--open .select2-search__field").fill(term)
+    option = page.locator(".select2-results__option", has_text=term).first
+    await option.wait_for()
+    await option.click()
+
+
+async def test_editor_searches_creates_with_an_error_then_fixes_and_edits(sign_in: Any) -> None:
+    editor = await sign_in("editor")
+    page = editor.page
+    await editor.goto("/admin/product/list")
+    await page.fill("#search-input", "Bottle")
+    await page.click("#search-button")
+    await page.wait_for_load_state("networkidle")
+    assert "search=Bottle" in page.url
+    names = await page.locator("tbody tr td:nth-child(5)").all_inner_texts()
+    assert names and all("Bottle" in name for name in names)
+    await editor.shot("product-list")
+
+    sku = f"E2E-{uuid.uuid4().hex[:6]}"
+    await editor.goto("/admin/product/create")
+    await page.fill("input[name=sku]", "DEMO-00001")  # taken: only the server can tell
+    await page.fill("input[name=name]", "Browser-made kettle")
+    await page.fill("input[name=price]", "24.90")
+    await pick_ajax_option(page, "category", "Kitchen")
+    await page.click("input[value=Save]")
+    await page.wait_for_load_state("networkidle")
+    await expect(page.locator("form")).to_contain_text("A product with the SKU DEMO-00001 already exists.")
+    assert await page.input_value("input[name=name]") == "Browser-made kettle"  # what was typed is kept
+    await editor.shot("edit-form-with-errors")
+
+    await page.fill("input[name=sku]", sku)
+    if not await page.locator("#category").input_value():
+        await pick_ajax_option(page, "category", "Kitchen")
+    await page.click("input[value=Save]")
+    await page.wait_for_load_state("networkidle")
+    assert page.url.endswith("/admin/product/list")
+
+    await editor.goto(f"/admin/product/list?search={sku}")
+    await page.locator("a[aria-label=Edit]").first.click()
+    await page.wait_for_load_state("networkidle")
+    await page.fill("input[name=name]", "Browser-made kettle, renamed")
+    await page.click("input[value=Save]")
+    await page.wait_for_load_state("networkidle")
+    await editor.goto(f"/admin/product/list?search={sku}")
+    await expect(page.locator("tbody")).to_contain_text("Browser-made kettle, renamed")
+    assert editor.console_errors == []
+
+
+async def test_editor_bulk_archives_products(sign_in: Any) -> None:
+    editor = await sign_in("editor")
+    page = editor.page
+    await editor.goto("/admin/product/list?status=active&sortBy=name&sort=asc")
+    first_two = (await page.locator("tbody tr td:nth-child(4)").all_inner_texts())[:2]
+    boxes = page.locator("input.select-box")
+    await boxes.nth(0).check()
+    await boxes.nth(1).check()
+    await page.get_by_role("button", name="Actions").click()
+    await page.click("#action-customconfirm-mark-archived")
+    async with page.expect_navigation():
+        await page.click("#action-custom-modal-mark-archived")  # a POST with the CSRF token, not a GET
+    await page.wait_for_load_state("networkidle")
+    for sku in first_two:
+        await editor.goto(f"/admin/product/list?search={sku.strip()}")
+        await expect(page.locator("tbody")).to_contain_text("archived")
+    assert editor.console_errors == []
+
+
+async def test_viewer_sees_no_write_buttons_and_is_refused_create(sign_in: Any) -> None:
+    viewer = await sign_in("viewer")
+    page = viewer.page
+    assert await viewer.goto("/admin/product/list") == 200
+    assert await page.locator("a[href$='/admin/product/create']").count() == 0
+    assert await page.locator("a[aria-label=Edit], a[aria-label=Delete]").count() == 0
+    assert await viewer.goto("/admin/product/create") == 403
+    await expect(page.locator("body")).to_contain_text("403")
+
+
+async def test_manager_deletes_an_order_then_restores_it_from_the_trash(sign_in: Any) -> None:
+    manager = await sign_in("manager")
+    page = manager.page
+    await manager.goto("/admin/order/list")
+    row = page.locator("tbody tr").first
+    order_id = (await row.locator("input[type=hidden]").input_value()).strip()
+    await row.locator("a[aria-label=Delete]").click()
+    async with page.expect_navigation():
+        await page.click("#modal-delete-button")  # jQuery DELETE with the X-CSRF-Token header
+    await page.wait_for_load_state("networkidle")
+    ids = await page.locator("tbody input[type=hidden]").evaluate_all("els => els.map(e => e.value)")
+    assert order_id not in ids
+
+    await manager.goto("/admin/trash?model=order")
+    await manager.shot("trash")
+    await page.locator(f"tr[data-pk='{order_id}'] .restore-button").click()
+    await page.wait_for_load_state("networkidle")
+    await expect(page.locator("#trash-message")).to_contain_text(f"Restored order {order_id}.")
+    assert await manager.goto(f"/admin/order/details/{order_id}") == 200
+    assert manager.console_errors == []
+
+
+async def test_auditor_reviews_a_deleted_order(sign_in: Any) -> None:
+    manager = await sign_in("manager")
+    await manager.goto("/admin/order/list")
+    row = manager.page.locator("tbody tr").nth(1)
+    order_id = (await row.locator("input[type=hidden]").input_value()).strip()
+    await row.locator("a[aria-label=Delete]").click()
+    async with manager.page.expect_navigation():
+        await manager.page.click("#modal-delete-button")
+    await manager.page.wait_for_load_state("networkidle")
+
+    auditor = await sign_in("auditor")
+    page = auditor.page
+    await auditor.goto("/admin/trash")
+    await expect(page.locator(f"tr[data-pk='{order_id}']")).to_contain_text("manager")
+    await page.locator(f"tr[data-pk='{order_id}'] a").first.click()
+    await page.wait_for_load_state("networkidle")
+    history = page.locator("#history-table")
+    await expect(history.locator(".history-delete").last).to_contain_text("manager")
+    await expect(history).to_contain_text("unit_price")  # what it contained
+    await auditor.shot("history")
+    await auditor.goto(f"/admin/audit-log?model=order&object_id={order_id}")
+    await expect(page.locator("#audit-table")).to_contain_text("delete")
+    await auditor.shot("audit-log")
+    assert auditor.console_errors == []
+
+
+async def test_superuser_creates_a_user_who_then_signs_in(sign_in: Any) -> None:
+    admin = await sign_in("admin")
+    page = admin.page
+    username = f"newbie{uuid.uuid4().hex[:6]}"
+    await admin.goto("/admin/user/create")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", "newbie-long-password")
+    await page.fill("input[name=password_confirm]", "newbie-long-password")
+    await page.select_option("select[name=roles]", "viewer")
+    await page.click("input[value=Save]")
+    await page.wait_for_load_state("networkidle")
+    assert page.url.endswith("/admin/user/list")
+
+    newbie = await sign_in(username, "newbie-long-password")
+    assert await newbie.goto("/admin/product/list") == 200
+    assert await newbie.goto("/admin/user/list") == 403
+
+
+async def test_second_of_two_concurrent_edits_gets_the_conflict(sign_in: Any) -> None:
+    first, second = await sign_in("editor"), await sign_in("manager")
+    await first.goto("/admin/product/list?sortBy=name&sort=desc")
+    edit_link = await first.page.locator("a[aria-label=Edit]").first.get_attribute("href")
+    assert edit_link
+    path = re.sub(r"^https?://[^/]+", "", edit_link).split("?")[0]
+    await first.goto(path)
+    await second.goto(path)
+    await first.page.fill("textarea[name=description]", "first save wins")
+    await first.page.click("input[value=Save]")
+    await first.page.wait_for_load_state("networkidle")
+    await second.page.fill("textarea[name=description]", "second save loses")
+    await second.page.click("input[value=Save]")
+    await second.page.wait_for_load_state("networkidle")
+    await expect(second.page.locator(".alert-danger")).to_contain_text("was changed by editor at")
+    assert await second.page.input_value("textarea[name=description]") == "second save loses"
+
+
+async def test_logout_ends_the_session(sign_in: Any) -> None:
+    viewer = await sign_in("viewer")
+    page = viewer.page
+    await viewer.goto("/admin/")
+    async with page.expect_navigation():
+        await page.click("a[href$='/logout']")  # turned into a POST by custodian.js
+    await page.wait_for_load_state("networkidle")
+    assert "/admin/login" in page.url
+    await viewer.goto("/admin/product/list")
+    assert "/admin/login" in page.url

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.cli.conftest import Runner, run_manage_py
+from tests.databases import TEST_SECRET_KEY
+
+PASSWORD = "cli-password-that-is-long"
+
+
+@pytest.fixture
+def db_url(cli: Runner, fresh_url: str) -> str:
+    result = cli("migrate", url=fresh_url)
+    assert result.code == 0, result.err
+    assert "Created roles: auditor, editor, manager, viewer." in result.out
+    return fresh_url
+
+
+def test_migrate_syncs_permissions_idempotently(cli: Runner, db_url: str) -> None:
+    again = cli("migrate", url=db_url)
+    assert again.code == 0 and "Permissions are up to date." in again.out
+    sync = cli("permissions", "sync", url=db_url)
+    assert sync.code == 0 and sync.out.strip() == "Permissions are up to date."
+
+
+def test_createsuperuser_and_users_list(cli: Runner, db_url: str) -> None:
+    created = cli(
+        "createsuperuser",
+        "--username",
+        "root",
+        "--email",
+        "root@example.com",
+        "--password",
+        PASSWORD,
+        url=db_url,
+    )
+    assert created.code == 0, created.err
+    assert created.out.strip() == "Superuser root created."
+    listing = cli("users", "list", url=db_url)
+    assert "root" in listing.out and "[superuser]" in listing.out and "1 user." in listing.out
+
+
+def test_createsuperuser_reads_the_environment_and_refuses_to_prompt(cli: Runner, db_url: str) -> None:
+    missing = cli("createsuperuser", "--username", "root", "--no-input", url=db_url)
+    assert missing.code == 1
+    assert missing.err.strip() == "Error: A password is required: pass --password or set CUSTODIAN_PASSWORD."
+    from_env = cli(
+        "createsuperuser",
+        "--username",
+        "root",
+        "--no-input",
+        url=db_url,
+        env={"CUSTODIAN_PASSWORD": PASSWORD},
+    )
+    assert from_env.code == 0, from_env.err
+
+
+def test_users_create_with_role_and_errors(cli: Runner, db_url: str) -> None:
+    ok = cli("users", "create", "--username", "vera", "--role", "viewer", "--password", PASSWORD, url=db_url)
+    assert ok.code == 0 and "roles: viewer" in ok.out
+    duplicate = cli("users", "create", "--username", "vera", "--password", PASSWORD, url=db_url)
+    assert duplicate.code == 1 and duplicate.err.strip() == "Error: A user named vera already exists."
+    weak = cli("users", "create", "--username", "weak", "--password", "password123", url=db_url)
+    assert weak.code == 1
+    assert weak.err.splitlines() == [
+        "Error: The password is not acceptable.",
+        "  password: This password is too common; choose another.",
+    ]
+    unknown_role = cli(
+        "users", "create", "--username", "x", "--role", "nope", "--password", PASSWORD, url=db_url
+    )
+    assert unknown_role.code == 1 and "roles: No such role: nope." in unknown_role.err
+    for result in (duplicate, weak, unknown_role):
+        assert result.no_traceback
+
+
+def test_set_password_deactivate_and_unknown_user(cli: Runner, db_url: str) -> None:
+    cli("users", "create", "--username", "sam", "--password", PASSWORD, url=db_url)
+    changed = cli("users", "set-password", "sam", "--password", "another-long-password", url=db_url)
+    assert changed.code == 0 and "sessions were ended" in changed.out
+    deactivated = cli("users", "deactivate", "sam", url=db_url)
+    assert deactivated.code == 0
+    assert "[inactive]" in cli("users", "list", url=db_url).out
+    missing = cli("users", "deactivate", "nobody", url=db_url)
+    assert missing.code == 1 and missing.err.startswith("Error: No user named nobody.")
+
+
+def test_roles_grant_revoke_and_list(cli: Runner, db_url: str) -> None:
+    granted = cli("roles", "grant", "viewer", "user.view", "role.view", url=db_url)
+    assert granted.code == 0, granted.err
+    listing = cli("roles", "list", url=db_url)
+    viewer_block = listing.out.split("viewer (built-in)")[1]
+    granted_line = viewer_block.splitlines()[1]
+    assert "role.view" in granted_line and "user.view" in granted_line
+    revoked = cli("roles", "revoke", "viewer", "role.view", url=db_url)
+    assert revoked.code == 0
+    unknown = cli("roles", "grant", "viewer", "nope.nope", url=db_url)
+    assert unknown.code == 1 and "Unknown permission: nope.nope." in unknown.err
+    no_role = cli("roles", "grant", "ghosts", "user.view", url=db_url)
+    assert no_role.code == 1 and no_role.err.startswith("Error: No role named ghosts.")
+    missing_args = cli("roles", "grant", "viewer", url=db_url)
+    assert missing_args.code == 2
+
+
+def test_new_viewer_can_sign_in_from_a_real_process(db_url: str) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "ENVIRONMENT": "test",
+        "CUSTODIAN_PASSWORD": PASSWORD,
+    }
+    result = run_manage_py(
+        "users", "create", "--username", "newviewer", "--role", "viewer", "--no-input", env=env
+    )
+    assert result.code == 0, result.err
+    listing = run_manage_py("users", "list", env=env)
+    assert "newviewer" in listing.out and "roles: viewer" in listing.out
