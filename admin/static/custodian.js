@@ -8,6 +8,20 @@
   // jQuery requests (SQLAdmin's delete modal uses $.ajax with DELETE).
   if (window.jQuery) {
     window.jQuery.ajaxSetup({ headers: { "X-CSRF-Token": token } });
+
+    // SQLAdmin gives the modal's Delete button its URL only on "shown", after the
+    // fade-in; a click during the animation sent DELETE to the list page itself.
+    // Bind the URL on "show", before the button can be seen, and drop it on close
+    // so a stale URL can never be reused for another row.
+    window.jQuery(document).on("show.bs.modal", "#modal-delete", function (event) {
+      var url = window.jQuery(event.relatedTarget).data("url");
+      if (url) {
+        window.jQuery("#modal-delete-button").attr("data-url", url);
+      }
+    });
+    window.jQuery(document).on("hidden.bs.modal", "#modal-delete", function () {
+      window.jQuery("#modal-delete-button").removeAttr("data-url");
+    });
   }
 
   // fetch() requests that change something.

@@ -98,7 +98,12 @@ async def test_manager_deletes_an_order_then_restores_it_from_the_trash(sign_in:
     await manager.goto("/admin/order/list")
     row = page.locator("tbody tr").first
     order_id = (await row.locator("input[type=hidden]").input_value()).strip()
-    await row.locator("a[aria-label=Delete]").click()
+    # The modal's Delete button must know its URL the moment the modal starts to open: a click
+    # during the fade-in used to send DELETE to the list page (a flaky CI failure, and a user bug).
+    url_while_opening = await row.locator("a[aria-label=Delete]").evaluate(
+        "link => { link.click(); return document.getElementById('modal-delete-button').dataset.url; }"
+    )
+    assert url_while_opening and url_while_opening.endswith(f"/admin/order/delete?pks={order_id}")
     async with page.expect_navigation():
         await page.click("#modal-delete-button")  # jQuery DELETE with the X-CSRF-Token header
     await page.wait_for_load_state("networkidle")
