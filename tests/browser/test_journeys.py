@@ -138,6 +138,32 @@ async def test_manager_deletes_an_order_then_restores_it_from_the_trash(sign_in:
     assert manager.console_errors == []
 
 
+async def test_manager_bulk_deletes_the_selected_orders_only(sign_in: Any) -> None:
+    manager = await sign_in("manager")
+    page = manager.page
+    await manager.goto("/admin/order/list")
+    pks = await page.locator("tbody input[type=hidden]").evaluate_all("els => els.map(e => e.value)")
+    # Open one row's delete modal and cancel it: its URL must not linger for the bulk delete.
+    await page.locator("tbody tr").nth(4).locator("a[aria-label=Delete]").click()
+    await wait_until_shown(page, "modal-delete")
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#modal-delete")).to_be_hidden()
+    await page.locator("input.select-box").nth(0).check()
+    await page.locator("input.select-box").nth(1).check()
+    await page.get_by_role("button", name="Actions").click()
+    await page.click("#action-delete")
+    await wait_until_shown(page, "modal-delete")
+    async with page.expect_response(lambda response: response.request.method == "DELETE") as deleted:
+        await page.click("#modal-delete-button")
+    response = await deleted.value
+    assert response.status == 200
+    assert response.url.endswith(f"/admin/order/delete?pks={pks[0]},{pks[1]}")
+    for pk in pks[:2]:
+        await expect(page.locator(f"tbody input[type=hidden][value='{pk}']")).to_have_count(0)
+    await expect(page.locator(f"tbody input[type=hidden][value='{pks[4]}']")).to_have_count(1)
+    assert manager.console_errors == []
+
+
 async def test_auditor_reviews_a_deleted_order(sign_in: Any) -> None:
     manager = await sign_in("manager")
     await manager.goto("/admin/order/list")
