@@ -55,7 +55,8 @@ def main(args: Sequence[str] | None = None, *, group: click.Group = cli) -> int:
         error(exc.message)
         for field, problems in exc.errors.items():
             for problem in problems:
-                click.echo(f"  {field}: {problem}", err=True)
+                if problem != exc.message:  # the headline already said it
+                    click.echo(f"  {field}: {problem}", err=True)
         return 1
     except AppError as exc:
         if show_traceback:

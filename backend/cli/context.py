@@ -8,9 +8,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy import exc as sa_exc
 
 from backend.auth.actor import Actor
 from backend.config import Settings, load_settings
+from backend.db import migrations
 from backend.db.errors import is_database_unavailable, unavailable
 from backend.db.session import Database
 from backend.db.uow import UnitOfWork, unit_of_work
@@ -53,6 +55,12 @@ async def in_unit_of_work(work: Callable[[UnitOfWork], Awaitable[T]], *, audit: 
             await uow.commit()
             return result
     except Exception as exc:
+        # A missing table or column looks like an outage to SQLite and like a
+        # programming error to PostgreSQL; Alembic's version table tells.
+        if isinstance(exc, sa_exc.DBAPIError) and not exc.connection_invalidated:
+            behind = await migrations.not_migrated(settings, database.engine)
+            if behind is not None:
+                raise behind from exc
         if is_database_unavailable(exc):
             raise unavailable(settings, exc) from exc
         raise

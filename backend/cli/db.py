@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from backend.cli.accounts import print_sync_report
@@ -11,7 +13,13 @@ from backend.config import load_settings
 from backend.db import migrations
 from backend.db.session import Database
 from backend.errors import ConfigurationError
-from backend.services.health import Check, HealthReport, database_checks, settings_check
+from backend.services.health import (
+    Check,
+    HealthReport,
+    database_checks,
+    missing_database_file,
+    settings_check,
+)
 from backend.services.permissions import sync_permissions
 
 
@@ -48,18 +56,34 @@ def makemigrations(message: str) -> None:
     say("Review it, then run 'python manage.py migrate'.")
 
 
-@click.command()
+class _StepsBackCommand(click.Command):
+    """Takes `-1`, `-2`... as the REVISION argument, not as unknown options.
+
+    Click reads any word starting with '-' as an option; the argument is moved
+    behind a `--` so the documented `downgrade -1 --yes` parses as written.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" not in args:
+            steps = [arg for arg in args if re.fullmatch(r"-\d+", arg)]
+            if steps:
+                args = [arg for arg in args if arg not in steps] + ["--", *steps]
+        return super().parse_args(ctx, args)
+
+
+@click.command(cls=_StepsBackCommand)
 @click.argument("revision")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def downgrade(revision: str, yes: bool) -> None:
     """Roll the schema back to REVISION ('-1' for one step, 'base' for all)."""
     settings = current_settings()
+    config = migrations.alembic_config(settings)
+    migrations.check_revision(config, revision)
     if not yes:
         click.confirm(
             f"Roll back {settings.safe_database_url} to {revision}? Data in dropped tables is lost",
             abort=True,
         )
-    config = migrations.alembic_config(settings)
 
     async def roll_back() -> migrations.MigrationStatus:
         await migrations.downgrade(config, revision)
@@ -99,6 +123,9 @@ async def _health_report() -> HealthReport:
         settings = load_settings()
     except ConfigurationError as exc:
         return HealthReport([Check("settings", False, exc.message)])
+    missing = missing_database_file(settings)
+    if missing is not None:  # building the engine would create the file and its folder
+        return HealthReport([settings_check(settings), missing])
     database = Database(settings)
     try:
         return HealthReport([settings_check(settings), *await database_checks(settings, database.engine)])

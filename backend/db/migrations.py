@@ -7,8 +7,10 @@ the schema as it was, on PostgreSQL and on SQLite alike.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,8 +18,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError, RevisionError
 from alembic.util.exc import CommandError
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.config import REPO_ROOT, Settings
 from backend.db.errors import is_database_unavailable, unavailable
@@ -90,13 +95,45 @@ async def run_with_connection(config: Config, operation: Callable[[Config], T]) 
         async with engine.connect() as connection:
             return await connection.run_sync(call)
     except CommandError as exc:
-        raise MigrationError(str(exc)) from exc
+        raise migration_error(exc) from exc
     except Exception as exc:
         if is_database_unavailable(exc):
             raise unavailable(settings, exc) from exc
         raise
     finally:
         await engine.dispose()
+
+
+SHOWMIGRATIONS = "python manage.py showmigrations"
+MIGRATE = "python manage.py migrate"
+_RELATIVE_REVISION = re.compile(r"[+-]\d+$")  # -1, 0003+1: relative to where the database is
+
+
+def migration_error(error: CommandError) -> MigrationError:
+    """Alembic's error as one line; a revision that names nothing points to `showmigrations`."""
+    cause = error.__cause__
+    if isinstance(cause, ResolutionError):
+        return MigrationError(
+            f"Unknown revision '{cause.argument}'; run '{SHOWMIGRATIONS}' to list the revisions."
+        )
+    if isinstance(cause, RevisionError):
+        message = str(error).strip().splitlines()[0].rstrip(".")
+        return MigrationError(f"{message}; run '{SHOWMIGRATIONS}' to see where the database is.")
+    return MigrationError(str(error))
+
+
+def check_revision(config: Config, revision: str) -> None:
+    """Fail early, before any prompt, for a REVISION that names no revision file.
+
+    Relative targets (`-1`, `0003+1`) depend on the database's position and
+    are checked when applied.
+    """
+    if _RELATIVE_REVISION.search(revision):
+        return
+    try:
+        script_directory(config).get_revisions(revision)
+    except CommandError as exc:
+        raise migration_error(exc) from exc
 
 
 async def upgrade(config: Config, revision: str = "head") -> None:
@@ -176,3 +213,34 @@ def head_revisions(config: Config) -> tuple[str, ...]:
 def database_revisions(connection: Connection) -> tuple[str, ...]:
     """The revisions the database says it is at (run with `AsyncConnection.run_sync`)."""
     return tuple(MigrationContext.configure(connection).get_current_heads())
+
+
+@lru_cache(maxsize=1)
+def expected_heads() -> tuple[str, ...]:
+    """This code's head revisions; cached, as the revision files do not change while the process runs."""
+    return head_revisions(alembic_config_without_settings())
+
+
+async def not_migrated(settings: Settings, engine: AsyncEngine) -> MigrationError | None:
+    """An error saying to run `migrate` first when the schema is not at this code's head, else None.
+
+    Asks Alembic's version table rather than reading a driver's error text, so
+    it means the same on SQLite and PostgreSQL. None too when the database
+    cannot be asked: the caller's own error then stands.
+    """
+    try:
+        async with engine.connect() as connection:
+            current = await connection.run_sync(database_revisions)
+    except (SQLAlchemyError, OSError):
+        return None
+    expected = expected_heads()
+    if set(current) == set(expected):
+        return None
+    if not current:
+        return MigrationError(
+            f"The database at {settings.safe_database_url} is not migrated: run '{MIGRATE}' first."
+        )
+    return MigrationError(
+        f"The database at {settings.safe_database_url} is not fully migrated "
+        f"(it is at {', '.join(current)}, the code expects {', '.join(expected)}): run '{MIGRATE}' first."
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -50,10 +50,29 @@ def settings_check(settings: Settings) -> Check:
     return Check("settings", True, detail)
 
 
-@lru_cache(maxsize=1)
-def _expected_heads() -> tuple[str, ...]:
-    # The revision files do not change while the process runs.
-    return migrations.head_revisions(migrations.alembic_config_without_settings())
+def missing_database_file(settings: Settings) -> Check | None:
+    """A failing check when the settings name a SQLite file that does not exist, else None.
+
+    Connecting would create the file, empty, and report it reachable: callers
+    run this before they build an engine, so a check changes nothing.
+    """
+    path = sqlite_file(settings)
+    if path is None or path.exists():
+        return None
+    return Check(
+        "database",
+        False,
+        f"The database file {path.absolute()} does not exist; check DATABASE_URL, "
+        "or run 'python manage.py migrate' to create it",
+    )
+
+
+def sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite database file the settings name; None for PostgreSQL and in-memory databases."""
+    database = settings.url.database if settings.is_sqlite else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 async def database_checks(settings: Settings, engine: AsyncEngine) -> list[Check]:
@@ -62,6 +81,9 @@ async def database_checks(settings: Settings, engine: AsyncEngine) -> list[Check
     Bounded by the connect timeout, so a dead server yields an unhealthy
     report within seconds instead of a hang.
     """
+    missing = missing_database_file(settings)
+    if missing is not None:
+        return [missing]
     try:
         async with asyncio.timeout(settings.db_connect_timeout + 1):
             async with engine.connect() as connection:
@@ -73,7 +95,7 @@ async def database_checks(settings: Settings, engine: AsyncEngine) -> list[Check
         return [Check("database", False, unavailable(settings, exc).message)]
 
     checks = [Check("database", True, f"reachable at {settings.safe_database_url}")]
-    expected = _expected_heads()
+    expected = migrations.expected_heads()
     if set(current) == set(expected):
         checks.append(Check("migrations", True, f"at head ({', '.join(expected)})"))
     else:

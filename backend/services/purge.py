@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from backend.db.statistics import analyze
 from backend.db.uow import UnitOfWork
 from backend.errors import Conflict, ValidationFailed
 from backend.services.registry import service_for, soft_deletable_tables
@@ -73,6 +74,8 @@ async def purge_records(uow: UnitOfWork, candidates: dict[str, list[int]]) -> Pu
         report.kept = kept
         if not kept:
             break
+    # Many rows gone at once: refresh the planner's picture of those tables.
+    await analyze(uow.session, [service_for(table).model.__table__ for table in report.purged])
     return report
 
 

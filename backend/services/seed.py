@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from backend.db.statistics import analyze
 from backend.db.uow import UnitOfWork
 from backend.errors import AppError
 from backend.models import Category, Customer, Order, Product, ProductStatus, Tag
@@ -261,8 +262,9 @@ async def seed_bulk_products(
 ) -> int:
     """Insert `count` generated products (2% soft-deleted) over 1,000 categories.
 
-    Needs `product.add`. Uses the bulk path: COPY on PostgreSQL. Continues the
-    SKU sequence of earlier runs, so it can be run again to add more.
+    Needs `product.add`. Uses the bulk path: COPY on PostgreSQL, then ANALYZE of
+    the tables it filled. Continues the SKU sequence of earlier runs, so it can
+    be run again to add more.
     """
     refuse_in_production(uow, force=force)
     uow.actor.require("product.add")
@@ -280,6 +282,9 @@ async def seed_bulk_products(
         done += size
         if progress:
             progress(size)
+    # Fresh statistics before anyone queries: without them a million COPYed rows
+    # are planned as an empty table until autovacuum (if it runs) catches up.
+    await analyze(session, [table, Category.__table__])  # type: ignore[list-item]  # mapped Tables
     return done
 
 

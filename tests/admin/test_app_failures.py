@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from collections.abc import AsyncIterator
 
 import httpx
@@ -98,10 +99,24 @@ async def test_not_ready_when_database_unreachable(down_client: httpx.AsyncClien
 
 
 async def test_not_ready_when_migrations_pending(fresh_url: str) -> None:
-    async with client_for(build_app(make_settings(fresh_url))) as client:
+    settings = make_settings(fresh_url)
+    if settings.is_sqlite:
+        Path(str(settings.url.database)).touch()  # an empty database, not a missing one
+    async with client_for(build_app(settings)) as client:
         response = await client.get("/ready")
     assert response.status_code == 503
     assert "migrations pending" in response.json()["reason"]
+
+
+@pytest.mark.sqlite
+async def test_not_ready_and_nothing_created_when_the_sqlite_file_is_missing(fresh_url: str) -> None:
+    settings = make_settings(fresh_url)
+    path = Path(str(settings.url.database))
+    async with client_for(build_app(settings)) as client:
+        response = await client.get("/ready")
+    assert response.status_code == 503
+    assert "does not exist" in response.json()["reason"]
+    assert not path.exists()
 
 
 async def test_admin_is_mounted(client: httpx.AsyncClient) -> None:

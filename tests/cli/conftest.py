@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from backend.cli import main
 from tests.databases import TEST_SECRET_KEY
@@ -60,3 +63,34 @@ def run_manage_py(*args: str, env: dict[str, str], timeout: float = 60) -> Resul
         stdin=subprocess.DEVNULL,
     )
     return Result(completed.returncode, completed.stdout, completed.stderr)
+
+
+async def planner_row_estimate(url: str, table: str) -> float | None:
+    """The row count the query planner has for `table`; None when it was never analyzed.
+
+    PostgreSQL: `pg_class.reltuples` (-1 until ANALYZE or VACUUM; COPY and
+    INSERT leave it alone). SQLite: the largest row count in `sqlite_stat1`.
+    """
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                reltuples = await connection.scalar(
+                    text("SELECT reltuples FROM pg_class WHERE oid = CAST(:table AS regclass)"),
+                    {"table": f'"{table}"'},
+                )
+                return None if reltuples is None or reltuples < 0 else float(reltuples)
+            has_stats = await connection.scalar(
+                text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
+            )
+            if not has_stats:
+                return None
+            stats = (
+                await connection.execute(
+                    text("SELECT stat FROM sqlite_stat1 WHERE tbl = :table"), {"table": table}
+                )
+            ).scalars()
+            counts = [float(stat.split()[0]) for stat in stats]
+            return max(counts) if counts else None
+    finally:
+        await engine.dispose()

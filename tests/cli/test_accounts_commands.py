@@ -118,3 +118,14 @@ def test_new_viewer_can_sign_in_from_a_real_process(db_url: str) -> None:
     assert result.code == 0, result.err
     listing = run_manage_py("users", "list", env=env)
     assert "newviewer" in listing.out and "roles: viewer" in listing.out
+
+
+def test_a_missing_user_or_role_is_reported_once(cli: Runner, db_url: str) -> None:
+    for args, message in (
+        (("users", "set-password", "x", "--password", PASSWORD), "Error: No user named x."),
+        (("users", "deactivate", "x"), "Error: No user named x."),
+        (("roles", "grant", "ghosts", "user.view"), "Error: No role named ghosts."),
+    ):
+        result = cli(*args, url=db_url)
+        assert result.code == 1
+        assert result.err.strip().splitlines() == [message]

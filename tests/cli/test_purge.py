@@ -11,7 +11,7 @@ from backend.auth.actor import Actor
 from backend.db.session import Database
 from backend.db.uow import unit_of_work
 from backend.models import AuditEntry, Product
-from tests.cli.conftest import Runner, run_manage_py
+from tests.cli.conftest import Runner, planner_row_estimate, run_manage_py
 from tests.databases import TEST_SECRET_KEY, make_settings
 from tests.factories import make_order, make_product
 
@@ -105,3 +105,11 @@ async def _count_products(url: str) -> int:
             return int(await session.scalar(select(func.count()).select_from(Product)) or 0)
     finally:
         await database.dispose()
+
+
+def test_purge_refreshes_planner_statistics(cli: Runner, db_url: str) -> None:
+    asyncio.run(_setup(db_url))
+    assert asyncio.run(planner_row_estimate(db_url, "product")) is None  # row-by-row inserts: never analyzed
+    done = cli("purge", "--older-than", "30", "--yes", url=db_url)
+    assert done.code == 0, done.err
+    assert asyncio.run(planner_row_estimate(db_url, "product")) == asyncio.run(_count_products(db_url))
