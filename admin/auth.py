@@ -9,7 +9,7 @@ revoked or expired session is refused at once.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from sqladmin.authentication import AuthenticationBackend
 from starlette.middleware import Middleware
@@ -28,6 +28,8 @@ from backend.services.auth import AuthService, LoginOutcome
 SESSION_COOKIE = "custodian_session"
 SESSION_TOKEN_KEY = "sid"  # noqa: S105 - a key name, not a secret
 ANONYMOUS = Actor(user_id=None, username="anonymous")
+MAX_NEXT_LENGTH = 2000
+MAX_DECODE_ROUNDS = 4
 
 
 def client_address(request: Request) -> str:
@@ -43,21 +45,48 @@ def current_actor(request: Request) -> Actor:
 def safe_next_url(request: Request, candidate: str | None) -> str:
     """`candidate` if it is a path inside the admin, else the admin index (no open redirect)."""
     admin_root = str(request.url_for("admin:index"))
-    admin_path = urlsplit(admin_root).path
-    if candidate:
-        parts = urlsplit(candidate)
-        path = parts.path
-        if (
-            not parts.scheme
-            and not parts.netloc
-            and path.startswith(admin_path)
-            and "\\" not in candidate
-            and not candidate.startswith("//")
-            and "/login" not in path
-            and "/logout" not in path
-        ):
-            return candidate
-    return admin_root
+    return admin_next_path(candidate, admin_path=urlsplit(admin_root).path) or admin_root
+
+
+def next_to_keep(request: Request, candidate: str | None) -> str:
+    """`candidate` if sign-in may follow it, else "": the sign-in page never echoes a hostile URL."""
+    admin_path = urlsplit(str(request.url_for("admin:index"))).path
+    return admin_next_path(candidate, admin_path=admin_path) or ""
+
+
+def admin_next_path(candidate: str | None, *, admin_path: str) -> str | None:
+    """`candidate` when it is a same-origin path inside `admin_path`, as a browser would resolve it.
+
+    The path is judged after percent-decoding (repeatedly: `%252e` too) and
+    refused with any dot segment, empty segment, backslash or control
+    character, since browsers resolve `%2e%2e`, `\\` and stripped tabs into
+    a path elsewhere. Sign-in and sign-out pages are refused as targets.
+    """
+    if not candidate or len(candidate) > MAX_NEXT_LENGTH or not candidate.startswith("/"):
+        return None
+    if _has_unsafe_character(candidate):
+        return None
+    parts = urlsplit(candidate)
+    if parts.scheme or parts.netloc:
+        return None
+    path = parts.path
+    for _ in range(MAX_DECODE_ROUNDS):
+        decoded = unquote(path)
+        if decoded == path:
+            break
+        path = decoded
+    else:
+        return None  # still encoded after several rounds: nobody writes links like that
+    segments = path.split("/")[1:]
+    if _has_unsafe_character(path) or "" in segments[:-1] or {".", ".."} & set(segments):
+        return None
+    if not (path + "/").startswith(admin_path) or {"login", "logout"} & set(segments):
+        return None
+    return candidate
+
+
+def _has_unsafe_character(text: str) -> bool:
+    return any(char == "\\" or ord(char) < 32 or ord(char) == 127 for char in text)
 
 
 class CustodianAuthentication(AuthenticationBackend):
@@ -112,7 +141,7 @@ class CustodianAuthentication(AuthenticationBackend):
         token = request.session.get(SESSION_TOKEN_KEY)
         actor = None
         if isinstance(token, str):
-            async with unit_of_work(self.database, ANONYMOUS) as uow:
+            async with unit_of_work(self.database, ANONYMOUS, writes=False) as uow:
                 service = AuthService(uow)
                 actor = await service.authenticate(token, client_address=client_address(request))
                 if service.touched:

@@ -11,6 +11,8 @@ from sqlalchemy import Select, or_, select
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from backend.values import InvalidValue, is_id_text, parse_id
+
 ALL = "__all"
 CHOICES_SHOWN = 25
 
@@ -42,17 +44,20 @@ class LiveForeignKeyFilter(ForeignKeyFilter):
         condition = target.deleted_at.is_(None)
         first = select(target.id).where(condition).order_by(display).limit(CHOICES_SHOWN)
         shown = target.id.in_(first.scalar_subquery())
-        if selected.isdigit():
-            shown = or_(shown, target.id == int(selected))
+        if is_id_text(selected):
+            shown = or_(shown, target.id == parse_id(selected))
         rows = await run_query(select(target.id, display).where(condition, shown).order_by(display))
         return [(ALL, "All"), *((str(key), str(label)) for key, label in rows)]
 
     async def get_filtered_query(self, query: Select[Any], value: Any, model: Any) -> Select[Any]:
         if value in (None, "", ALL):
             return query
-        if not str(value).isdigit():
-            raise HTTPException(status_code=400, detail=f"Unknown {self.title.lower()}: {value}")
-        return query.filter(get_column_obj(self.foreign_key, model) == int(value))
+        try:
+            related = parse_id(str(value), name=self.title)
+        except InvalidValue as exc:
+            detail = f"{self.title} must be chosen from the list."
+            raise HTTPException(status_code=400, detail=detail) from exc
+        return query.filter(get_column_obj(self.foreign_key, model) == related)
 
 
 DATE_RANGES = {"today": "Today", "7d": "Past 7 days", "30d": "Past 30 days", "year": "This year"}

@@ -15,18 +15,27 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import math
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from datetime import date, datetime
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 from sqladmin.pagination import PageControl, Pagination
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Float, Integer, Numeric, SmallInteger, String
+from sqlalchemy import Enum as Enum_
+from sqlalchemy.types import TypeDecorator, TypeEngine
 from starlette.datastructures import URL
 from starlette.exceptions import HTTPException
 
+from backend.values import InvalidValue, is_id, parse_date, parse_datetime, parse_decimal
+
 COUNT_CAP = 10_000
+# Where in a list a URL points; a new search, filter, sort or page size drops them.
+POSITION_PARAMS = ("after", "before", "pos", "page")
 
 
 class CappedCount(int):
@@ -43,48 +52,109 @@ class CappedCount(int):
         return f"{int(self):,}+" if self.capped else f"{int(self):,}"
 
 
+class ListChanged(Exception):
+    """The cursor in the URL was made for another sort, search, filter or page size."""
+
+    def __init__(self, first_page: URL) -> None:
+        super().__init__(str(first_page))
+        self.first_page = first_page
+
+
 @dataclass(frozen=True)
 class Cursor:
-    sort: str
+    state: str
     value: Any
     id: int
 
 
-def encode_cursor(sort: str, value: Any, id_: int) -> str:
-    if isinstance(value, datetime):
-        value = value.isoformat()
-    elif isinstance(value, Decimal):
-        value = str(value)
-    elif isinstance(value, Enum):
-        value = value.value
-    raw = json.dumps([sort, value, id_], separators=(",", ":")).encode()
+INVALID_LINK = "This page link is not valid; start from the first page."
+MAX_TOKEN = 4096  # characters; a real cursor is well under 1,000
+MAX_TEXT = 10_000  # characters of a text sort value when the column sets no length
+
+
+def list_state(*parts: object) -> str:
+    """A short fingerprint of what a list shows (sort, search, filters, page size).
+
+    A cursor remembers the state it was made for: a link that changes any of
+    them (a new search typed on page 3) starts again at the first page.
+    """
+    digest = hashlib.blake2s(repr(parts).encode(), digest_size=6).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def encode_cursor(state: str, value: Any, id_: int) -> str:
+    raw = json.dumps([state, _json_value(value), id_], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(token: str, *, sort: str, python_type: type) -> Cursor:
-    """Parse a cursor from a URL; a malformed one, or one for another sort, is a 400."""
+def decode_cursor(token: str, *, column_type: TypeEngine[Any]) -> Cursor:
+    """Parse a cursor from a URL, its value typed for `column_type`; anything malformed is a 400."""
     try:
+        if len(token) > MAX_TOKEN:
+            raise InvalidValue(INVALID_LINK)
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        cursor_sort, value, id_ = json.loads(raw)
-        if cursor_sort != sort or not isinstance(id_, int):
-            raise ValueError("cursor for another sort order")
-        return Cursor(sort, _typed(value, python_type), id_)
-    except (ValueError, TypeError, binascii.Error, InvalidOperation, json.JSONDecodeError) as exc:
-        raise HTTPException(
-            status_code=400, detail="This page link is no longer valid; start from the first page."
-        ) from exc
+        decoded = json.loads(raw)
+        if not isinstance(decoded, list) or len(decoded) != 3:
+            raise InvalidValue(INVALID_LINK)
+        state, value, id_ = decoded
+        if not isinstance(state, str) or not is_id(id_):
+            raise InvalidValue(INVALID_LINK)
+        return Cursor(state, typed_value(value, column_type), id_)
+    except (ValueError, TypeError, RecursionError, binascii.Error) as exc:
+        # InvalidValue, json.JSONDecodeError and UnicodeDecodeError are ValueErrors.
+        raise HTTPException(status_code=400, detail=INVALID_LINK) from exc
 
 
-def _typed(value: Any, python_type: type) -> Any:
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
     if value is None:
-        raise ValueError("empty cursor value")
-    if python_type is datetime:
-        return datetime.fromisoformat(value)
-    if python_type is Decimal:
-        return Decimal(str(value))
-    if python_type is int:
-        return int(value)
-    return str(value)
+        raise TypeError("a keyset sort column cannot hold NULL")  # sortable columns are NOT NULL
+    return value
+
+
+def sort_type(column_type: TypeEngine[Any]) -> TypeEngine[Any]:
+    """The SQL type that decides how a value is parsed: a TypeDecorator's `impl`."""
+    while isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl_instance
+    return column_type
+
+
+def typed_value(value: Any, column_type: TypeEngine[Any]) -> Any:
+    """A cursor's JSON value as the column's Python type, bounded to what the column can hold."""
+    base = sort_type(column_type)
+    if isinstance(base, Boolean):
+        return _accepted(value, isinstance(value, bool))
+    if isinstance(base, Integer):
+        bits = 16 if isinstance(base, SmallInteger) else 64 if isinstance(base, BigInteger) else 32
+        limit = 2 ** (bits - 1)
+        is_int = isinstance(value, int) and not isinstance(value, bool)
+        return _accepted(value, is_int and -limit <= value < limit)
+    if isinstance(value, str) and isinstance(base, DateTime):
+        return parse_datetime(value)
+    if isinstance(value, str) and isinstance(base, Date):
+        return parse_date(value)
+    if isinstance(base, Float):
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        return float(_accepted(value, is_number and math.isfinite(value)))
+    if isinstance(value, str) and isinstance(base, Numeric):
+        return parse_decimal(value, max_digits=base.precision or 38, decimal_places=base.scale or 0)
+    if isinstance(value, str) and isinstance(base, Enum_):
+        members = {member.value: member for member in base.enum_class or ()}
+        return members[value] if value in members else _accepted(value, value in base.enums)
+    if isinstance(value, str) and isinstance(base, String):
+        return _accepted(value, len(value) <= (base.length or MAX_TEXT))
+    raise InvalidValue(INVALID_LINK)
+
+
+def _accepted(value: Any, ok: bool) -> Any:
+    if not ok:
+        raise InvalidValue(INVALID_LINK)
+    return value
 
 
 class KeysetPagination(Pagination):
@@ -110,7 +180,7 @@ class KeysetPagination(Pagination):
         self.table: Any = None  # the <tbody> rows as HTML (ServiceModelView.table_rows)
         self._next_cursor = next_cursor
         self._previous_cursor = previous_cursor
-        base = url.remove_query_params(["after", "before", "pos", "page"])
+        base = url.remove_query_params(list(POSITION_PARAMS))
         controls = []
         if previous_cursor is not None and page > 2:
             controls.append(PageControl(number=1, url=str(base)))

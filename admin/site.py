@@ -29,18 +29,23 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from wtforms import Form
 
-from admin.auth import CustodianAuthentication, current_actor, safe_next_url
+from admin import outcomes
+from admin.auth import CustodianAuthentication, current_actor, next_to_keep, safe_next_url
 from admin.authorization import CustodianAuthorization
 from admin.csrf import csrf_failure, csrf_token
+from admin.error_pages import install_error_pages
 from admin.errors import install_error_handlers
+from admin.forms import VERSION_FIELD, missing_version, parse_version
+from admin.keyset import ListChanged
+from admin.params import query_ids
 from admin.views.base import ServiceModelView
 from backend.config import Settings
 from backend.db.session import Database
 from backend.errors import AppError, Conflict, NotFound, PermissionDenied, ValidationFailed
+from backend.models.user import USERNAME_MAX_LENGTH
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
-VERSION_FIELD = "_version"
 
 
 class CustodianAdmin(Admin):
@@ -63,6 +68,7 @@ class CustodianAdmin(Admin):
             if isinstance(route, Route) and route.name == "logout":
                 route.methods = {"GET", "HEAD", "POST"}
         install_error_handlers(self.admin)
+        install_error_pages(self)
 
     # Routes -----------------------------------------------------------------
 
@@ -85,15 +91,15 @@ class CustodianAdmin(Admin):
         return await self.templates.TemplateResponse(request, "sqladmin/index.html")
 
     async def login(self, request: Request) -> Response:
-        next_url = request.query_params.get("next", "")
+        next_url = next_to_keep(request, request.query_params.get("next"))
         if request.method == "GET":
             return await self._login_page(request, next_url=next_url)
         form = await request.form()
-        next_url = _text(form, "next")
+        next_url = next_to_keep(request, _text(form, "next"))
         problem = await csrf_failure(request)
         if problem:
             return await self._login_page(request, next_url=next_url, error=problem, status_code=403)
-        username = _text(form, "username")
+        username = _text(form, "username")[:USERNAME_MAX_LENGTH]  # shown again on failure
         outcome = await self.auth.sign_in(request, username, _text(form, "password"))
         if outcome.ok:
             return RedirectResponse(safe_next_url(request, next_url), status_code=status.HTTP_302_FOUND)
@@ -125,7 +131,11 @@ class CustodianAdmin(Admin):
         if can_list:
             if not isinstance(model_view, ServiceModelView):
                 raise HTTPException(status_code=status.HTTP_404_NOT_FOUND)
-            context["pagination"] = await model_view.keyset_list(request)
+            try:
+                context["pagination"] = await model_view.keyset_list(request)
+            except ListChanged as changed:
+                # A new search, filter, sort or page size typed on page 3 starts at the first page.
+                return RedirectResponse(changed.first_page, status_code=status.HTTP_302_FOUND)
         return await self.templates.TemplateResponse(request, model_view.list_template, context)
 
     @login_required
@@ -150,6 +160,7 @@ class CustodianAdmin(Admin):
             )
         except AppError as exc:
             return await self._form_failure(request, template, context, form, exc)
+        outcomes.created(request, model_view, obj)
         url = self.get_save_redirect_url(request=request, form=form_data, obj=obj, model_view=model_view)
         return RedirectResponse(url=url, status_code=status.HTTP_302_FOUND)
 
@@ -167,20 +178,28 @@ class CustodianAdmin(Admin):
             context["form"] = form_class(data=await model_view.get_form_data_for_edit(model))
             return await self.templates.TemplateResponse(request, template, context)
 
+        if not isinstance(model_view, ServiceModelView):
+            raise HTTPException(status_code=status.HTTP_404_NOT_FOUND)
         form_data = await self._handle_form_data(request, model)
         form = form_class(form_data)
         context["form"] = form
-        context["submitted_version"] = form_data.get(VERSION_FIELD)
+        submitted_version = form_data.get(VERSION_FIELD)
+        # Shown back as sent: a form refused as stale stays refused until it is reloaded.
+        context["submitted_version"] = submitted_version if isinstance(submitted_version, str) else ""
+        version = parse_version(submitted_version)
+        if version is None and hasattr(model_view.model, "version"):
+            form.validate()  # field errors too, so the page says everything at once
+            conflict = missing_version(model_view.name.lower())
+            return await self._form_failure(request, template, context, form, conflict)
         if not form.validate():
             return await self.templates.TemplateResponse(request, template, context, status_code=400)
-        data = self._denormalize_wtform_data(form.data, model)
-        version = form_data.get(VERSION_FIELD)
-        if isinstance(version, str) and version.isdigit():
-            data[VERSION_FIELD] = int(version)
+        data = self._denormalize_wtform_data(await model_view.edited_values(form, model), model)
+        data[VERSION_FIELD] = version
         try:
             obj = await model_view.update_model(request, pk=request.path_params["pk"], data=data)
         except AppError as exc:
             return await self._form_failure(request, template, context, form, exc)
+        outcomes.saved(request, model_view, obj)
         url = self.get_save_redirect_url(request=request, form=form_data, obj=obj, model_view=model_view)
         return RedirectResponse(url=url, status_code=status.HTTP_302_FOUND)
 
@@ -190,21 +209,24 @@ class CustodianAdmin(Admin):
         # Permission first: a refused user learns nothing about which rows exist.
         if not model_view.is_accessible(request) or not model_view._can_delete_any(request):
             raise HTTPException(status_code=status.HTTP_403_FORBIDDEN)
-        pks = [pk for pk in request.query_params.get("pks", "").split(",") if pk]
-        if not pks:
-            raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Select at least one record.")
+        pks = query_ids(request)
+        deleted = []
         for pk in pks:
             obj = await model_view.get_object_for_delete(pk)
             if obj is None:
-                raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="Object not found.")
+                detail = f"No {model_view.name.lower()} {pk} exists. Nothing was deleted."
+                raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail=detail)
             if not await model_view.check_can_delete(request, obj):
-                raise HTTPException(status_code=status.HTTP_403_FORBIDDEN)
+                detail = f"Your roles do not allow you to delete {outcomes.record_label(model_view, obj)}."
+                raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=detail)
+            deleted.append(obj)
         if not isinstance(model_view, ServiceModelView):
             raise HTTPException(status_code=status.HTTP_403_FORBIDDEN)
         try:
             await model_view.delete_models(request, pks)
         except AppError as exc:
             return PlainTextResponse(exc.message, status_code=_status_for(exc))
+        outcomes.moved_to_trash(request, model_view, deleted)
         url = URL(str(request.url_for("admin:list", identity=model_view.identity)))
         return PlainTextResponse(str(url))
 

@@ -14,13 +14,89 @@
     // Bind the URL on "show", before the button can be seen, and drop it on close
     // so a stale URL can never be reused for another row.
     window.jQuery(document).on("show.bs.modal", "#modal-delete", function (event) {
-      var url = window.jQuery(event.relatedTarget).data("url");
+      var trigger = window.jQuery(event.relatedTarget);
+      var url = trigger.data("url");
       if (url) {
         window.jQuery("#modal-delete-button").attr("data-url", url);
       }
+      describeDelete(trigger.data("name"), trigger.data("pk"));
+      showDeleteError("");
     });
     window.jQuery(document).on("hidden.bs.modal", "#modal-delete", function () {
-      window.jQuery("#modal-delete-button").removeAttr("data-url");
+      window.jQuery("#modal-delete-button").removeAttr("data-url").prop("disabled", false);
+    });
+
+    // The modal's button: our handler replaces SQLAdmin's (which writes an error page over the
+    // document). On success the server has flashed what happened and the page reloads; on a
+    // refusal the server's reason stays in the modal.
+    document.addEventListener("click", function (event) {
+      var button = event.target.closest("#modal-delete-button");
+      if (!button) { return; }
+      event.preventDefault();
+      event.stopPropagation();
+      var url = button.getAttribute("data-url");
+      if (!url || button.disabled) { return; }
+      button.disabled = true;
+      showDeleteError("");
+      window.jQuery.ajax({ url: url, method: "DELETE", headers: { Accept: "text/plain" } })
+        .done(function (target) {
+          var next = new URL(String(target).trim() || window.location.href, window.location.href);
+          if (next.pathname === window.location.pathname) {
+            window.location.reload();  // keep this list's search, filters and position
+          } else {
+            window.location.assign(next.href);
+          }
+        })
+        .fail(function (request) {
+          showDeleteError(refusalText(request));
+          button.disabled = false;
+        });
+    }, true);
+  }
+
+  function describeDelete(name, pk) {
+    var subject = document.getElementById("modal-delete-subject");
+    if (!subject) { return; }
+    var pks = Array.isArray(pk) ? pk : (pk === undefined || pk === "" ? [] : [pk]);
+    if (pks.length === 0) {
+      subject.textContent = "No records are selected.";
+    } else if (pks.length === 1) {
+      subject.textContent = name + " " + pks[0] + " will be moved to the trash.";
+    } else {
+      subject.textContent = pks.length + " records (" + name + " " + pks.join(", ") + ") will be moved to the trash.";
+    }
+  }
+
+  function showDeleteError(text) {
+    var box = document.getElementById("modal-delete-error");
+    if (!box) { return; }
+    box.textContent = text;
+    box.classList.toggle("d-none", !text);
+  }
+
+  // The sentence a refused request carries: plain text, or the #error-message of an error page.
+  function refusalText(request) {
+    if (!request.status) {
+      return "The server could not be reached. Nothing was changed; try again.";
+    }
+    var type = request.getResponseHeader("Content-Type") || "";
+    var text = request.responseText || "";
+    if (type.indexOf("text/html") !== -1) {
+      var page = new DOMParser().parseFromString(text, "text/html");
+      var message = page.getElementById("error-message") || page.querySelector("p");
+      text = message ? message.textContent : "";
+    }
+    text = text.trim();
+    return (text || "The request was refused (" + request.status + ").").slice(0, 500);
+  }
+
+  // Flash messages (templates/sqladmin/flash.html): success and info fade out, problems stay.
+  var Toast = window.tabler && window.tabler.bootstrap && window.tabler.bootstrap.Toast;
+  if (Toast) {
+    document.querySelectorAll("#flash-messages .toast").forEach(function (element) {
+      var category = element.getAttribute("data-category");
+      var sticky = category === "danger" || category === "warning";
+      Toast.getOrCreateInstance(element, { autohide: !sticky, delay: 8000 }).show();
     });
   }
 

@@ -13,10 +13,12 @@ from starlette.responses import RedirectResponse, Response
 from wtforms import BooleanField, Form, PasswordField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import EqualTo, InputRequired, Length, Optional
 
+from admin import outcomes
 from admin.auth import current_actor
 from admin.views.base import ServiceModelView
+from backend.auth.passwords import MAX_PASSWORD_LENGTH
 from backend.db.uow import unit_of_work
-from backend.errors import AppError, ValidationFailed
+from backend.errors import AppError, NotFound, PermissionDenied, ValidationFailed
 from backend.models import Permission, Role, User
 from backend.services.roles import RoleService
 from backend.services.users import UserService
@@ -27,7 +29,7 @@ SECRET_COLUMNS: list[Any] = [User.password_hash]
 class UserCreateForm(Form):
     username = StringField("Username", validators=[InputRequired(), Length(max=150)])
     email = StringField("Email", validators=[Optional(), Length(max=254)])
-    password = PasswordField("Password", validators=[InputRequired()])
+    password = PasswordField("Password", validators=[InputRequired(), Length(max=MAX_PASSWORD_LENGTH)])
     password_confirm = PasswordField(
         "Password (again)",
         validators=[InputRequired(), EqualTo("password", message="The two passwords differ.")],
@@ -45,7 +47,7 @@ class UserEditForm(Form):
 
 
 class SetPasswordForm(Form):
-    password = PasswordField("New password", validators=[InputRequired()])
+    password = PasswordField("New password", validators=[InputRequired(), Length(max=MAX_PASSWORD_LENGTH)])
     password_confirm = PasswordField(
         "New password (again)",
         validators=[InputRequired(), EqualTo("password", message="The two passwords differ.")],
@@ -102,6 +104,37 @@ class UserAdmin(ServiceModelView, model=User):
             "is_superuser": obj.is_superuser,
         }
 
+    # Per-object controls: shown only when the account-authority rule allows them.
+
+    async def check_can_edit(self, request: Request, model: Any) -> bool:
+        if not await super().check_can_edit(request, model):
+            return False
+        return model is None or await self.account_problem(request, model.id) is None
+
+    async def check_can_delete(self, request: Request, model: Any) -> bool:
+        if not await super().check_can_delete(request, model):
+            return False
+        if model.id == current_actor(request).user_id:
+            return False  # nobody deletes their own account
+        return await self.account_problem(request, model.id, doing="delete the account of") is None
+
+    async def account_problem(
+        self, request: Request, user_id: int, *, doing: str = "change the account of"
+    ) -> str | None:
+        """Why the signed-in actor may not manage this account (backend rule), or None.
+
+        Asked once per account and wording in a request: a list asks for each row.
+        """
+        answers: dict[tuple[int, str], str | None] = getattr(request.state, "account_problems", {})
+        request.state.account_problems = answers
+        if (user_id, doing) not in answers:
+            try:
+                async with unit_of_work(self.database(), current_actor(request), writes=False) as uow:
+                    answers[user_id, doing] = await UserService(uow).management_problem(user_id, doing=doing)
+            except (PermissionDenied, NotFound) as exc:
+                answers[user_id, doing] = exc.message
+        return answers[user_id, doing]
+
     def create_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
         fields = ("username", "email", "password", "roles", "is_active", "is_superuser")
         values = {name: data[name] for name in fields if name in data}
@@ -111,7 +144,8 @@ class UserAdmin(ServiceModelView, model=User):
     def update_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
         fields = ("email", "roles", "is_active", "is_superuser")
         values = {name: data[name] for name in fields if name in data}
-        values["email"] = values.get("email") or ""
+        if "email" in values:  # left out when untouched in the form: it keeps its value
+            values["email"] = values["email"] or ""
         return values
 
     @expose("/set-password/{pk}", methods=["GET", "POST"])
@@ -124,6 +158,9 @@ class UserAdmin(ServiceModelView, model=User):
         if not rows:
             raise HTTPException(status_code=404)
         user = rows[0]
+        problem = await self.account_problem(request, user.id, doing="change the password of")
+        if problem:
+            raise HTTPException(status_code=403, detail=problem)
         form = SetPasswordForm(await request.form()) if request.method == "POST" else SetPasswordForm()
         context: dict[str, Any] = {"model_view": self, "user": user, "form": form, "error": None}
         if request.method == "POST" and form.validate():
@@ -137,6 +174,8 @@ class UserAdmin(ServiceModelView, model=User):
             except AppError as exc:
                 raise HTTPException(status_code=403, detail=exc.message) from exc
             else:
+                done = f"The password of {user.username} was set. Their open sessions have ended."
+                outcomes.succeeded(request, done)
                 return RedirectResponse(request.url_for("admin:details", identity=self.identity, pk=pk), 302)
         status_code = 400 if request.method == "POST" else 200
         return await self.templates.TemplateResponse(
@@ -187,7 +226,8 @@ class RoleAdmin(ServiceModelView, model=Role):
 
     def create_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
         values = {name: data[name] for name in ("name", "description", "permissions") if name in data}
-        values["description"] = values.get("description") or ""
+        if "description" in values:  # left out when untouched in the edit form: it keeps its value
+            values["description"] = values["description"] or ""
         return values
 
     def update_input(self, data: Mapping[str, Any]) -> dict[str, Any]:

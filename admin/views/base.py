@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime
-from decimal import Decimal
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import urlencode
 
 from markupsafe import Markup, escape
 from sqladmin import ModelView
-from sqladmin.helpers import object_identifier_values
 from sqlalchemy import Select, false, func, literal, or_, select, tuple_
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import InstrumentedAttribute, joinedload, selectinload
+from starlette.datastructures import URL
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
+from wtforms import Form
 
 from admin.auth import current_actor
-from admin.keyset import COUNT_CAP, CappedCount, KeysetPagination, decode_cursor, encode_cursor
+from admin.filters import ALL
+from admin.forms import VERSION_FIELD, CustodianFormConverter, missing_version, untouched_fields
+from admin.keyset import (
+    COUNT_CAP,
+    POSITION_PARAMS,
+    CappedCount,
+    KeysetPagination,
+    ListChanged,
+    decode_cursor,
+    encode_cursor,
+    list_state,
+)
+from admin.labels import default_labels
+from admin.params import id_or_404, query_int
 from backend.db.uow import unit_of_work
+from backend.exports import csv_line
+from backend.services import masking
 from backend.services.base import CrudService
+from backend.values import BIGINT_MAX
 
 if TYPE_CHECKING:
     from backend.db.session import Database
@@ -33,17 +48,21 @@ class CustodianModelView(ModelView):
 
     Stock SQLAdmin converts the id in the URL with the primary key's Python
     type and lets the `ValueError` escape (`/admin/user/details/abc` -> 500).
+    Every column gets a readable label ("Placed at") unless the view names one.
     """
 
+    def __init__(self) -> None:
+        # Before SQLAdmin's __init__, which builds the list, details and form labels from `column_labels`.
+        names = [attribute.key for attribute in sa_inspect(self.model).attrs]
+        type(self).column_labels = default_labels(names, type(self).column_labels)
+        super().__init__()
+
     def parse_identifier(self, identifier: Any) -> Any:
-        """The primary key value for an id from a URL; 404 when it cannot be one."""
-        try:
-            values = object_identifier_values(str(identifier), self.model)
-        except (ValueError, TypeError, ArithmeticError) as exc:
-            raise HTTPException(status_code=404, detail="No such record.") from exc
-        if any(isinstance(value, int) and not -(2**63) <= value < 2**63 for value in values):
-            raise HTTPException(status_code=404, detail="No such record.")  # beyond BIGINT: cannot exist
-        return values[0] if len(values) == 1 else values
+        """The primary key value for an id from a URL; 404 when it cannot be one.
+
+        Every model here has one BIGINT id (IdMixin), parsed by `backend.values`.
+        """
+        return id_or_404(str(identifier))
 
     def details_query(self, request: Request) -> Select[Any]:
         self.parse_identifier(request.path_params["pk"])
@@ -71,6 +90,9 @@ class ServiceModelView(CustodianModelView):
     # `@action` slug -> the permission action it needs, e.g. {"set-status": "change"}.
     action_permissions: ClassVar[dict[str, str]] = {}
     can_import = False
+    export_types: ClassVar[list[str]] = ["csv"]  # the formats `CustodianAdmin.export` writes
+    # Fields that show the record's current value (enums, nullable booleans, text).
+    form_converter = CustodianFormConverter
 
     # Reads -------------------------------------------------------------------
 
@@ -106,7 +128,10 @@ class ServiceModelView(CustodianModelView):
                 # Operator filters are not offered by these views.
                 stmt = await list_filter.get_filtered_query(stmt, value, self.model)  # type: ignore[call-arg]
         if sort:
-            stmt = self.sort_query(stmt, request)
+            # The list's own order, id breaking ties, so an export lists rows as the pages do.
+            sort_name, descending = self.keyset_sort(request)
+            sort_column, pk = getattr(self.model, sort_name), self.model.id  # type: ignore[attr-defined]
+            stmt = stmt.order_by(*((sort_column.desc(), pk.desc()) if descending else (sort_column, pk)))
         search = request.query_params.get("search")
         if search:
             stmt = self.search_query(stmt=stmt, term=search)
@@ -129,22 +154,56 @@ class ServiceModelView(CustodianModelView):
         sort_by = request.query_params.get("sortBy")
         if sort_by:
             if sort_by not in self._sort_fields:
-                raise HTTPException(status_code=400, detail="Invalid sortBy parameter")
-            return sort_by, request.query_params.get("sort", "asc") == "desc"
+                raise HTTPException(status_code=400, detail=f"The list cannot be sorted by {sort_by[:80]}.")
+            direction = request.query_params.get("sort") or "asc"
+            if direction not in ("asc", "desc"):
+                raise HTTPException(status_code=400, detail="sort must be asc or desc.")
+            return sort_by, direction == "desc"
         default = self._get_default_sort()
         return (self._get_prop_name(default[0][0]), bool(default[0][1])) if default else ("id", True)
+
+    def first_page_url(self, request: Request) -> URL:
+        """This list as the request shows it (sort, search, filters, page size), from its first page."""
+        return request.url.remove_query_params(list(POSITION_PARAMS))
+
+    def export_url(self, request: Request) -> URL:
+        """The CSV export of exactly the rows the list shows: same search, filters and sort."""
+        url = URL(str(request.url_for("admin:export", identity=self.identity, export_type="csv")))
+        kept = [
+            (k, v) for k, v in request.query_params.multi_items() if k not in (*POSITION_PARAMS, "pageSize")
+        ]
+        return url.replace(query=urlencode(kept))
+
+    def list_state(self, request: Request) -> str:
+        """What the list shows (sort, search, filters, page size), as a cursor remembers it."""
+        filters = tuple(
+            "" if value == ALL else value
+            for value in (request.query_params.get(f.parameter_name, "") for f in self.get_filters())
+        )
+        search = request.query_params.get("search", "")
+        return list_state(self.identity, self.keyset_sort(request), search, filters, self._page_size(request))
 
     async def keyset_list(self, request: Request) -> KeysetPagination:
         """One page of the list: filtered, searched, sorted, fetched by cursor, counted up to a cap.
 
         Three statements whatever the page size or depth: the capped count, the
         rows (many-to-one columns joined in), and one per to-many column.
+        Raises `ListChanged` when the cursor was made for another sort, search,
+        filter or page size: such a list starts at its first page.
         """
         page_size = self._page_size(request)
         sort_name, descending = self.keyset_sort(request)
         sort_column = getattr(self.model, sort_name)
         pk = self.model.id  # type: ignore[attr-defined]  # every model here has IdMixin
-        python_type = _python_type(sort_column)
+        position = query_int(request, "pos", default=0, minimum=0, maximum=BIGINT_MAX)
+        after = request.query_params.get("after") or None
+        before = None if after else request.query_params.get("before") or None
+        cursor = (
+            decode_cursor(after or before or "", column_type=sort_column.type) if after or before else None
+        )
+        state = self.list_state(request)
+        if cursor is not None and cursor.state != state:
+            raise ListChanged(self.first_page_url(request))
         base = await self.filtered_statement(request, sort=False)
 
         capped = base.with_only_columns(pk).order_by(None).limit(COUNT_CAP + 1).subquery()
@@ -152,12 +211,10 @@ class ServiceModelView(CustodianModelView):
         total = int(count[0][0])
         counted = CappedCount(min(total, COUNT_CAP), capped=total > COUNT_CAP)
 
-        after, before = request.query_params.get("after"), request.query_params.get("before")
-        backwards = before is not None and after is None
+        backwards = before is not None
         stmt = base
         key = tuple_(sort_column, pk)
-        if after or before:
-            cursor = decode_cursor(after or before or "", sort=sort_name, python_type=python_type)
+        if cursor is not None:
             bound = tuple_(literal(cursor.value, sort_column.type), literal(cursor.id, pk.type))
             forward_is_greater = not descending
             go_greater = forward_is_greater != backwards
@@ -172,53 +229,56 @@ class ServiceModelView(CustodianModelView):
         if backwards:
             rows.reverse()
 
-        table = self.table_rows(rows, request)
-        position = _position(request.query_params.get("pos"))
+        table = await self.table_rows(rows, request)
         has_previous = (after is not None) or (backwards and more)
         has_next = (not backwards and more) or backwards
         pagination = KeysetPagination(
             rows=rows,
             page_size=page_size,
             count=counted,
-            position=position if (after or before) else 0,
+            # The position only labels the page ("Showing 11 to 20"); pages start at multiples of the size.
+            position=position - position % page_size if cursor is not None else 0,
             url=request.url,
-            next_cursor=encode_cursor(sort_name, getattr(rows[-1], sort_name), rows[-1].id)
+            next_cursor=encode_cursor(state, getattr(rows[-1], sort_name), rows[-1].id)
             if has_next and rows
             else None,
-            previous_cursor=encode_cursor(sort_name, getattr(rows[0], sort_name), rows[0].id)
+            previous_cursor=encode_cursor(state, getattr(rows[0], sort_name), rows[0].id)
             if has_previous and rows
             else None,
         )
         pagination.table = table
         return pagination
 
-    def table_rows(self, rows: Sequence[Any], request: Request) -> Markup:
+    async def table_rows(self, rows: Sequence[Any], request: Request) -> Markup:
         """The list's `<tbody>` rows as HTML, built in one pass in Python.
 
         SQLAdmin's template awaits each cell, permission check and URL (and
         Jinja's async rendering yields every fragment through five levels of
-        template inheritance). The permissions here are per model, so they are
-        asked once; every value is escaped with markupsafe.
+        template inheritance). A control is shown only where it works: the
+        per-row checks are asked through `allowed_rows`, and a related record
+        is a link only when its details page would open. Every value is
+        escaped with markupsafe.
         """
         base = f"{self._admin_ref.base_url.rstrip('/')}/{self.identity}"
         query = f"?{request.url.query}" if request.url.query else ""
-        can_view = self.can_view_details and self.has_permission(request, "details")
-        can_edit = self.can_edit and self.has_permission(request, "edit")
-        can_delete = self._can_delete_any(request)
+        can_view = await self.allowed_rows(request, rows, "details")
+        can_edit = await self.allowed_rows(request, rows, "edit")
+        can_delete = await self.allowed_rows(request, rows, "delete")
+        links = await self._related_links(request, rows)
         name = escape(self.name)
         parts: list[str] = []
-        for row in rows:
+        for index, row in enumerate(rows):
             pk = escape(str(row.id))
             parts.append(
                 f'<tr><td><input type="hidden" value="{pk}"><input class="form-check-input m-0 align-middle '
                 f'select-box" type="checkbox" aria-label="Select item"></td><td class="text-end">'
             )
-            if can_view:
+            if can_view[index]:
                 parts.append(f'<a href="{base}/details/{pk}" aria-label="View" title="View">{_ICON_VIEW}</a>')
-            if can_edit:
+            if can_edit[index]:
                 edit_url = f"{base}/edit/{pk}{escape(query)}"
                 parts.append(f'<a href="{edit_url}" aria-label="Edit" title="Edit">{_ICON_EDIT}</a>')
-            if can_delete:
+            if can_delete[index]:
                 parts.append(
                     f'<a href="#" data-name="{name}" data-pk="{pk}" data-url="{base}/delete?pks={pk}" '
                     'data-bs-toggle="modal" data-bs-target="#modal-delete" '
@@ -226,33 +286,85 @@ class ServiceModelView(CustodianModelView):
                 )
             parts.append("</td>")
             for column in self._list_prop_names:
-                parts.append(f"<td>{self._cell_html(row, column, request)}</td>")
+                parts.append(f"<td>{self._cell_html(row, column, request, links)}</td>")
             parts.append("</tr>")
         return Markup("".join(parts))  # noqa: S704 - every value above is escaped
 
-    def _cell_html(self, row: Any, column: str, request: Request) -> str:
+    async def allowed_rows(self, request: Request, rows: Sequence[Any], action: RowAction) -> list[bool]:
+        """For each row, whether its `action` control (details, edit, delete) would be let through.
+
+        The same test as the route: the view's flag, `is_accessible`, and the
+        `check_can_*` hook. The hook is awaited once per row only when a
+        subclass overrides it (per-object rules); otherwise its answer is the
+        same for every row and is asked once. Override this to answer a whole
+        page in one query when a per-row rule needs the database.
+        """
+        flag, hook = _ROW_CHECKS[action]
+        if not rows or not getattr(self, flag) or not self.is_accessible(request):
+            return [False] * len(rows)
+        if action == "delete" and not self._can_delete_any(request):
+            return [False] * len(rows)
+        check = getattr(self, hook)
+        if getattr(type(self), hook) is getattr(ServiceModelView, hook):
+            return [await check(request, rows[0]) is True] * len(rows)
+        return [await check(request, row) is True for row in rows]
+
+    async def detail_links(self, request: Request, objs: Sequence[Any]) -> dict[tuple[str, Any], str]:
+        """Details URLs of the records (of any model) this user may open; a record not in it is shown as text.
+
+        A record in the trash has no details page, and a model the user may
+        not view has none for them either: neither is ever a link.
+        """
+        views = {view.identity: view for view in self._admin_ref.views if isinstance(view, ServiceModelView)}
+        grouped: dict[str, list[Any]] = {}
+        for obj in objs:
+            if getattr(obj, "deleted_at", None) is None:
+                grouped.setdefault(self._identity_for_object(obj), []).append(obj)
+        base = self._admin_ref.base_url.rstrip("/")
+        links: dict[tuple[str, Any], str] = {}
+        for identity, members in grouped.items():
+            view = views.get(identity)
+            if view is None:
+                continue
+            allowed_rows = await view.allowed_rows(request, members, "details")
+            for obj, allowed in zip(members, allowed_rows, strict=True):
+                if allowed:
+                    links[(identity, obj.id)] = f"{base}/{identity}/details/{escape(str(obj.id))}"
+        return links
+
+    async def detail_url(self, request: Request, obj: Any) -> str | None:
+        """The details URL of `obj` (any model) if it would open for this user, else None (for templates)."""
+        links = await self.detail_links(request, [obj])
+        return next(iter(links.values()), None)
+
+    async def _related_links(self, request: Request, rows: Sequence[Any]) -> dict[tuple[str, Any], str]:
+        related: list[Any] = []
+        for row in rows:
+            for column in self._list_relation_names:
+                related.extend(_as_list(getattr(row, column, None)))
+        return await self.detail_links(request, related)
+
+    def _cell_html(
+        self, row: Any, column: str, request: Request, links: Mapping[tuple[str, Any], str]
+    ) -> str:
         value = getattr(row, column, None)
         formatter = self._list_formatters.get(column)
         if formatter is not None:
             accepts_request = self._list_formatter_accepts_request.get(column, False)
             return str(escape(self._call_formatter(formatter, row, column, request, accepts_request)))
         if column in self._relation_names:
-            related = value if isinstance(value, list | tuple) else ([value] if value is not None else [])
-            base = self._admin_ref.base_url.rstrip("/")
-            return "<br>".join(
-                f'<a href="{base}/{self._identity_for_object(item)}/details/{escape(str(item.id))}">'
-                f"{escape(str(item))}</a>"
-                for item in related
-            )
+            cells = []
+            for item in _as_list(value):
+                url = links.get((self._identity_for_object(item), item.id))
+                text = escape(str(item))
+                cells.append(f'<a href="{url}">{text}</a>' if url else str(text))
+            return "<br>".join(cells)
         return str(escape(self._default_formatter(value.value if isinstance(value, Enum) else value)))
 
     def _page_size(self, request: Request) -> int:
-        raw = request.query_params.get("pageSize")
-        if not raw:
-            return int(self.page_size)
-        if not raw.isdigit() or int(raw) < 1:
-            raise HTTPException(status_code=400, detail="Invalid page or pageSize parameter")
-        return min(int(raw), max(self.page_size_options))
+        """`?pageSize=`, at most the largest size offered."""
+        size = query_int(request, "pageSize", default=int(self.page_size), minimum=1, maximum=BIGINT_MAX)
+        return min(size, max(self.page_size_options))
 
     def _list_loaders(self) -> list[Any]:
         """Many-to-one columns joined into the row query; collections loaded in one more query each."""
@@ -267,17 +379,19 @@ class ServiceModelView(CustodianModelView):
     # Export -------------------------------------------------------------------
 
     def export_value(self, obj: Any, column: str, request: Request) -> Any:
-        """One cell of the export; override to mask or reformat a column."""
+        """One cell of the export, masked as the signed-in actor must see it; override to reformat."""
         value = getattr(obj, column, None)
-        if isinstance(value, list | tuple):
-            return ", ".join(str(item) for item in value)
+        if column in self._relation_names:
+            related = value if isinstance(value, list | tuple) else [] if value is None else [value]
+            return ", ".join(masking.label_for(current_actor(request), item) for item in related)
         if isinstance(value, Enum):
-            return value.value
-        return value
+            value = value.value
+        return masking.shown(current_actor(request), masking.table_of(self.model), column, value)
 
     async def export_csv(self, request: Request) -> StreamingResponse:
         """The current filtered list as CSV, streamed: memory stays flat for any row count."""
-        columns = [name for name in self._export_prop_names if name not in _secret_fields(self.model)]
+        secrets = masking.secret_fields(self.model)
+        columns = [name for name in self._export_prop_names if name not in secrets]
         stmt = await self.filtered_statement(request)
         relations = [name for name in columns if name in self._relation_names]
         stmt = stmt.options(*(selectinload(getattr(self.model, name)) for name in relations))
@@ -307,7 +421,11 @@ class ServiceModelView(CustodianModelView):
         return dict(data)
 
     def update_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        """Form data -> the service's update input."""
+        """Form data -> the service's update input.
+
+        Text fields the user left as shown are not in `data` (see `edited_values`):
+        leave them out of the input too, so they keep their stored values.
+        """
         return dict(data)
 
     async def insert_model(self, request: Request, data: dict[str, Any]) -> Any:
@@ -316,8 +434,26 @@ class ServiceModelView(CustodianModelView):
             await uow.commit()
         return obj
 
+    async def edited_values(self, form: Form, obj: Any) -> dict[str, Any]:
+        """The edit form's data without the text fields sent back as they were shown for `obj`.
+
+        `update_input` gets only what the user may have changed; a field it
+        does not get keeps its stored value.
+        """
+        shown = type(form)(data=await self.get_form_data_for_edit(obj))
+        untouched = untouched_fields(form, shown)
+        return {name: value for name, value in form.data.items() if name not in untouched}
+
     async def update_model(self, request: Request, pk: str, data: dict[str, Any]) -> Any:
-        expected = data.pop("_version", None)
+        """Save an edit through the service, from the version the form was opened at (`data["_version"]`).
+
+        Raises `Conflict` when that version is missing or is not the record's
+        current one; the service's UPDATE matches on it, so of two saves from
+        one version only the first is written.
+        """
+        expected = data.pop(VERSION_FIELD, None)
+        if expected is None and hasattr(self.model, "version"):
+            raise missing_version(self.name.lower())
         async with unit_of_work(self.database(), current_actor(request)) as uow:
             obj = await self.service(uow).update(
                 self.parse_identifier(pk), self.update_input(data), expected_version=expected
@@ -337,42 +473,38 @@ class ServiceModelView(CustodianModelView):
             await uow.commit()
 
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+Formatters = dict[
+    str | InstrumentedAttribute[Any], Callable[[Any, Any], Any] | Callable[[Any, Any, Request], Any]
+]
 
 
-def spreadsheet_safe(value: Any) -> Any:
-    """Neutralise text a spreadsheet would run as a formula (CSV injection)."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
+def masked_formatters(model: Any) -> Formatters:
+    """List or details formatters that show each personal or secret field of `model`
+    as the signed-in actor may see it (backend.services.masking)."""
+    table = masking.table_of(model)
+
+    def shown(obj: Any, attribute: Any, request: Request) -> Any:
+        name = attribute if isinstance(attribute, str) else attribute.key
+        return masking.shown(current_actor(request), table, name, getattr(obj, name, None))
+
+    return {field: shown for field in sorted(masking.sensitive_fields(table))}
 
 
-def csv_line(values: Any) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(["" if value is None else spreadsheet_safe(value) for value in values])
-    return buffer.getvalue()
+def _as_list(value: Any) -> list[Any]:
+    """A relationship's value as a list: to-many as it is, to-one as one item or none."""
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [] if value is None else [value]
 
 
-def _secret_fields(model: Any) -> Sequence[str]:
-    return tuple(getattr(model, "__secret_fields__", ()))
-
+RowAction = Literal["details", "edit", "delete"]
+# A row control -> (the view's flag that switches it off, the per-object hook the route asks).
+_ROW_CHECKS: dict[str, tuple[str, str]] = {
+    "details": ("can_view_details", "check_can_view_details"),
+    "edit": ("can_edit", "check_can_edit"),
+    "delete": ("can_delete", "check_can_delete"),
+}
 
 _ICON_VIEW = '<span class="me-1"><i class="fa-solid fa-eye"></i></span>'
 _ICON_EDIT = '<span class="me-1"><i class="fa-solid fa-pen-to-square"></i></span>'
 _ICON_DELETE = '<span title="Delete"><span class="me-1"><i class="fa-solid fa-trash"></i></span></span>'
-
-
-def _python_type(column: Any) -> type:
-    try:
-        python_type = column.type.python_type
-    except NotImplementedError:
-        python_type = str
-    if issubclass(python_type, Enum):
-        return str
-    return python_type if python_type in (int, Decimal, datetime, str) else str
-
-
-def _position(raw: str | None) -> int:
-    if raw and raw.isdigit() and len(raw) < 12:
-        return int(raw)
-    return 0

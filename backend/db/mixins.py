@@ -6,8 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, Uuid, func
-from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+from sqlalchemy import BigInteger, Connection, ForeignKey, Integer, Uuid, event, func, inspect
+from sqlalchemy.orm import Mapped, Mapper, declared_attr, mapped_column
 
 from backend.db.types import UTCDateTime, utcnow
 
@@ -71,7 +71,10 @@ class VersionMixin:
 
     SQLAlchemy adds `WHERE version = <loaded>` to every UPDATE and raises
     `StaleDataError` when no row matched, so a stale edit never overwrites a
-    newer one. A model that defines its own `__mapper_args__` must carry
+    newer one. A change confined to a many-to-many collection (a product's
+    tags, a user's roles) writes only the link table, which has no version;
+    such a change bumps the version too, so it goes through the same check.
+    A model that defines its own `__mapper_args__` must carry
     `version_id_col` over.
     """
 
@@ -80,3 +83,18 @@ class VersionMixin:
     @declared_attr.directive
     def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805 - declarative directive
         return {"version_id_col": cls.version}
+
+
+@event.listens_for(VersionMixin, "before_update", propagate=True)
+def _version_link_table_changes(mapper: Mapper[Any], _connection: Connection, target: Any) -> None:
+    # Called for every dirty row, even one without column changes; SQLAlchemy
+    # versions column changes itself, so only link-table-only changes are left.
+    state = inspect(target)
+    if any(state.attrs[column.key].history.has_changes() for column in mapper.column_attrs):
+        return
+    links = [
+        rel.key for rel in mapper.relationships if rel.secondary is not None and rel.key not in state.unloaded
+    ]
+    if any(state.attrs[key].history.has_changes() for key in links):
+        # The UPDATE still matches on the version as loaded, as for any other change.
+        target.version = target.version + 1

@@ -21,6 +21,10 @@ from sqlalchemy.pool import NullPool
 
 from backend.config import Settings
 
+# Execution option of a session or connection whose transaction will write
+# (set by `UnitOfWork`): on SQLite it begins with BEGIN IMMEDIATE.
+WRITE_INTENT = "custodian_write_intent"
+
 
 def create_engine(settings: Settings, *, for_migrations: bool = False) -> AsyncEngine:
     """Build the async engine for `settings.database_url`.
@@ -29,7 +33,9 @@ def create_engine(settings: Settings, *, for_migrations: bool = False) -> AsyncE
     command timeouts so an unreachable server fails fast instead of hanging.
     SQLite (aiosqlite): the file's folder is created on demand; foreign keys,
     WAL and a busy timeout are set on each connection, and SQLAlchemy emits
-    BEGIN itself so that DDL and savepoints are transactional.
+    BEGIN itself so that DDL and savepoints are transactional: `BEGIN
+    IMMEDIATE` for a transaction declared to write (`WRITE_INTENT`), so
+    concurrent writers queue on the busy timeout instead of failing.
 
     With `for_migrations=True` SQLite foreign keys are left off: Alembic's
     batch mode rebuilds tables, and the migration checks the keys itself
@@ -84,7 +90,12 @@ def _sqlite_engine(settings: Settings, url: URL, *, foreign_keys: bool) -> Async
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # Under WAL a deferred transaction that has read cannot wait for the
+        # write lock (SQLite skips the busy timeout: its snapshot may be stale)
+        # and fails at once with "database is locked". A transaction declared
+        # to write takes the lock up front, and waits for it like any writer.
+        writes = bool(connection.get_execution_options().get(WRITE_INTENT, False))
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     return engine
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from backend.config import Settings
-from backend.db.session import Database
+from backend.db.session import WRITE_INTENT, Database
 
 if TYPE_CHECKING:
     from backend.auth.actor import Actor
@@ -23,17 +25,63 @@ class UnitOfWork:
     """A session whose transaction is committed only by an explicit `commit()`.
 
     It also carries who is acting and the settings, so services need nothing else.
+    A unit of work either writes (the default: on SQLite its transaction begins
+    with `BEGIN IMMEDIATE`, so it waits for other writers instead of failing
+    with "database is locked") or only reads (`writes=False`: it never takes
+    SQLite's write lock, so a long read such as an export blocks no writer).
     """
 
     def __init__(
-        self, session: AsyncSession, *, actor: Actor, settings: Settings, audit: bool = True
+        self,
+        session: AsyncSession,
+        *,
+        actor: Actor,
+        settings: Settings,
+        audit: bool = True,
+        writes: bool = True,
     ) -> None:
         self.session = session
         self.actor = actor
         self.settings = settings
         self.committed = False
+        self.writes = False
         session.info[ACTOR_KEY] = actor
         session.info[AUDIT_ENABLED_KEY] = audit
+        if writes:
+            self._declare_writes()
+        else:
+            # A write in a unit declared read-only would run in a deferred
+            # SQLite transaction and could fail under load: refuse it always.
+            event.listen(session.sync_session, "before_flush", self._refuse_undeclared_write)
+            event.listen(session.sync_session, "do_orm_execute", self._refuse_undeclared_dml)
+
+    async def begin_writing(self) -> None:
+        """Turn a unit of work that has only read so far into one that writes.
+
+        Its read transaction ends (objects read in it are expired: copy what
+        is still needed first) and the next statement begins a write
+        transaction. Does nothing for a unit of work opened to write.
+        """
+        if self.writes:
+            return
+        if self.session.new or self.session.dirty or self.session.deleted:
+            raise RuntimeError("A unit of work with pending changes cannot switch to writing.")
+        await self.session.rollback()
+        self._declare_writes()
+
+    def _refuse_undeclared_write(self, session: Session, *_args: Any) -> None:
+        if not self.writes and (session.new or session.dirty or session.deleted):
+            raise RuntimeError("This unit of work was opened read-only: call begin_writing() first.")
+
+    def _refuse_undeclared_dml(self, state: ORMExecuteState) -> None:
+        if not self.writes and (state.is_insert or state.is_update or state.is_delete):
+            raise RuntimeError("This unit of work was opened read-only: call begin_writing() first.")
+
+    def _declare_writes(self) -> None:
+        # Read by the engine's "begin" event when the session next takes a
+        # connection: the session's next transaction, normally its first.
+        self.session.execution_options = self.session.execution_options.union({WRITE_INTENT: True})
+        self.writes = True
 
     async def commit(self) -> None:
         await self.session.commit()
@@ -44,17 +92,21 @@ class UnitOfWork:
 
 
 @asynccontextmanager
-async def unit_of_work(database: Database, actor: Actor, *, audit: bool = True) -> AsyncIterator[UnitOfWork]:
+async def unit_of_work(
+    database: Database, actor: Actor, *, audit: bool = True, writes: bool = True
+) -> AsyncIterator[UnitOfWork]:
     """Open a session for one request or command, acting as `actor`.
 
     What the session writes is audited in the same transaction, as `actor`;
-    `audit=False` is for seeding that asks to be left out.
+    `audit=False` is for seeding that asks to be left out. `writes=False`
+    declares a unit that only reads (pages, exports): on SQLite it does not
+    take the write lock.
 
     Leaving the block without `await uow.commit()` (or by an exception) rolls
     back whatever was flushed; the session is closed in every case.
     """
     session = database.sessions()
-    uow = UnitOfWork(session, actor=actor, settings=database.settings, audit=audit)
+    uow = UnitOfWork(session, actor=actor, settings=database.settings, audit=audit, writes=writes)
     try:
         yield uow
     finally:

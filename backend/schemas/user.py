@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from backend.auth.passwords import MAX_PASSWORD_LENGTH
 from backend.models.user import EMAIL_MAX_LENGTH, USERNAME_MAX_LENGTH
 
 USERNAME_PATTERN = r"^[\w.@+-]+$"
@@ -18,7 +19,7 @@ class UserCreate(BaseModel):
 
     username: str = Field(min_length=1, max_length=USERNAME_MAX_LENGTH, pattern=USERNAME_PATTERN)
     email: str = Field(default="", max_length=EMAIL_MAX_LENGTH)
-    password: str = Field(min_length=1, max_length=1024)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
     is_active: bool = True
     is_superuser: bool = False
     roles: list[str] = Field(default_factory=list, description="Role names")

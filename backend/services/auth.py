@@ -11,13 +11,16 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from backend.auth.actor import Actor
-from backend.auth.passwords import hasher_for
+from backend.auth.passwords import MAX_PASSWORD_LENGTH, hasher_for, password_too_long
 from backend.db.uow import ACTOR_KEY, UnitOfWork
 from backend.models import AuthSession, LoginAttempt, User
 from backend.repositories import auth as auth_queries
 from backend.services.audit import record_event
 
 BAD_CREDENTIALS = "Please enter a correct username and password. Both fields may be case-sensitive."
+PASSWORD_TOO_LONG = (
+    f"Please enter a correct username and password. A password has at most {MAX_PASSWORD_LENGTH} characters."
+)
 # Writing last_seen_at on every request would double the statements per page.
 TOUCH_INTERVAL = timedelta(seconds=60)
 
@@ -56,7 +59,9 @@ class AuthService:
 
         Unknown users and wrong passwords get the same message and cost the
         same time. Too many recent failures for the username or the address
-        refuse the attempt before the password is looked at.
+        refuse the attempt before the password is looked at. A password over
+        `MAX_PASSWORD_LENGTH` is a failed attempt, refused before any user is
+        looked up or anything is hashed.
         """
         now = datetime.now(UTC)
         username = username.strip()[:150]
@@ -68,6 +73,11 @@ class AuthService:
             self.session.add(LoginAttempt(username=username, client_address=client_address, succeeded=False))
             record_event(self.session, someone, action="login_refused", model="user", object_repr=username)
             return LoginOutcome(None, None, throttled, throttled=True)
+
+        if password_too_long(password):
+            self.session.add(LoginAttempt(username=username, client_address=client_address, succeeded=False))
+            record_event(self.session, someone, action="login_failed", model="user", object_repr=username)
+            return LoginOutcome(None, None, PASSWORD_TOO_LONG)
 
         user = (
             await self.session.execute(
@@ -136,7 +146,9 @@ class AuthService:
         """The actor for a session token, or None if the session is unknown or over.
 
         A session is over once revoked, idle longer than the idle timeout, past
-        its absolute expiry, or when its user is inactive or deleted.
+        its absolute expiry, or when its user is inactive or deleted. The unit
+        of work may be read-only: a due `last_seen_at` touch switches it to
+        writing (the caller commits when `touched`).
         """
         if not token:
             return None
@@ -154,16 +166,20 @@ class AuthService:
             or user.deleted_at is not None
         ):
             return None
-        if now - auth_session.last_seen_at >= TOUCH_INTERVAL:
-            await auth_queries.touch_session(self.session, auth_session.id, now)
-            self.touched = True
-        return Actor(
+        actor = Actor(
             user_id=user.id,
             username=user.username,
             is_superuser=user.is_superuser,
             permissions=found.permissions,
             client_address=client_address,
         )
+        if now - auth_session.last_seen_at >= TOUCH_INTERVAL:
+            session_id = auth_session.id
+            # Most requests only read; the occasional touch takes the write lock.
+            await self.uow.begin_writing()
+            await auth_queries.touch_session(self.session, session_id, now)
+            self.touched = True
+        return actor
 
     async def logout(self, token: str, *, client_address: str | None = None) -> None:
         """End the session: the same cookie is refused from now on."""

@@ -21,6 +21,9 @@ from backend.db.uow import UnitOfWork
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.models import AuditEntry
 from backend.repositories.base import IntegrityViolation, Repository
+from backend.services import masking
+from backend.services.parents import deleted_parents
+from backend.values import InvalidValue, as_id, is_id
 
 ModelT = TypeVar("ModelT", bound=Base)
 CreateT = TypeVar("CreateT", bound=BaseModel)
@@ -120,7 +123,12 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
     ) -> ModelT:
         """Validate and apply the given fields (needs `.change`).
 
-        With `expected_version`, a record changed since it was read raises `Conflict`.
+        With `expected_version` (the version the caller's form was opened at)
+        the record must still be at that version, and its UPDATE matches on it
+        (`WHERE version = expected_version`, see `VersionMixin`): of concurrent
+        saves from one version exactly one is written, the others raise
+        `Conflict`, as does a save from an older version. A save that changes
+        nothing writes nothing (no UPDATE, no new version, no audit entry).
         """
         self.require("change")
         obj = await self._get_live(id_)
@@ -148,10 +156,17 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
     async def restore(self, id_: object) -> ModelT:
         """Bring a soft-deleted record back as it was (needs `.restore`).
 
-        Raises `Conflict` when a live record now holds one of its unique values.
+        Raises `Conflict` when a live record now holds one of its unique values,
+        or when a record it refers to (its order, its category) is in the trash:
+        that one is restored first.
         """
         self.require("restore")
         obj = await self._get_deleted(id_)
+        parents = await deleted_parents(self.session, obj)
+        if parents:
+            names = " and ".join(f"{table.replace('_', ' ')} {pk}" for table, pk in parents)
+            them = "it, and it is" if len(parents) == 1 else "them, and they are"
+            raise Conflict(f"Restore {names} first: this {self.noun} refers to {them} in the trash.")
         deleted_at = obj.deleted_at  # type: ignore[attr-defined]  # SoftDeleteMixin
         try:
             async with self.writing(obj):
@@ -236,19 +251,17 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
         Raises `ValidationFailed` on `field` when it is missing or deleted, so a
         form shows the problem next to the field.
         """
-        valid = isinstance(id_, int) and not isinstance(id_, bool) and 0 < id_ < 2**63
-        row = await Repository(self.session, model).get(id_) if valid else None
+        row = await Repository(self.session, model).get(id_) if is_id(id_) else None
         if row is None:
             raise ValidationFailed({field: [f"{label} {str(id_)[:40]} does not exist."]})
         return row
 
     def _id(self, id_: object) -> int:
         """An id as the database can take it; anything that cannot be one is simply not found."""
-        if isinstance(id_, str) and id_.strip().isdigit():
-            id_ = int(id_.strip())
-        if isinstance(id_, bool) or not isinstance(id_, int) or not 0 < id_ < 2**63:
-            raise NotFound(f"{self.noun.capitalize()} {str(id_)[:40]} does not exist.")
-        return id_
+        try:
+            return as_id(id_)
+        except InvalidValue as exc:
+            raise NotFound(f"{self.noun.capitalize()} {str(id_)[:40]} does not exist.") from exc
 
     async def _get_deleted(self, id_: object) -> ModelT:
         if not self.repo.soft_deletable:
@@ -294,7 +307,10 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
         if violation.kind == "unique" and violation.columns:
             column = violation.columns[-1]
             value = values.get(column, "")
-            template = self.unique_messages.get(column, "A {noun} with this {field} already exists.")
+            generic = "A {noun} with this {field} already exists."
+            template = self.unique_messages.get(column, generic)
+            if not masking.can_see(self.actor, self.table, column):
+                template = generic  # never repeat a value this actor may not see
             message = template.format(noun=self.noun, field=column.replace("_", " "), value=value)
             return Conflict(message, field=column)
         if violation.kind == "foreign_key":

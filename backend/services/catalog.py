@@ -104,11 +104,12 @@ class ProductService(CrudService[Product, ProductCreate, ProductUpdate]):
 
     async def apply(self, obj: Product, payload: ProductUpdate) -> None:
         fields = payload.model_fields_set
-        if "category_id" in fields and payload.category_id is not None:
+        # Only a new reference must be live: one the product already holds may stay (saving unchanged).
+        if "category_id" in fields and payload.category_id not in (None, obj.category_id):
             await self.live(Category, payload.category_id, field="category_id", label="Category")
         if "tag_ids" in fields and payload.tag_ids is not None:
             await self.session.refresh(obj, attribute_names=["tags"])
-            obj.tags = await self._tags(payload.tag_ids)
+            obj.tags = await self._tags(payload.tag_ids, held=obj.tags)
         for field in ("sku", "name", "description", "price", "stock", "status", "category_id"):
             value = getattr(payload, field)
             if field in fields and value is not None:
@@ -138,15 +139,15 @@ class ProductService(CrudService[Product, ProductCreate, ProductUpdate]):
             )
         product.stock += delta
 
-    async def _tags(self, ids: Sequence[int]) -> list[Tag]:
+    async def _tags(self, ids: Sequence[int], *, held: Sequence[Tag] = ()) -> list[Tag]:
+        """The tags `ids`: live ones, or ones in `held` (already on the product, even if since deleted)."""
         wanted = sorted(set(ids))
-        if not wanted:
-            return []
-        tags = list(
-            (
-                await self.session.execute(select(Tag).where(Tag.id.in_(wanted), Tag.deleted_at.is_(None)))
-            ).scalars()
-        )
+        kept = [tag for tag in held if tag.id in wanted]
+        new = sorted(set(wanted) - {tag.id for tag in kept})
+        if not new:
+            return kept
+        live = select(Tag).where(Tag.id.in_(new), Tag.deleted_at.is_(None))
+        tags = kept + list((await self.session.execute(live)).scalars())
         missing = sorted(set(wanted) - {tag.id for tag in tags})
         if missing:
             raise ValidationFailed({"tag_ids": [f"No such tag: {', '.join(map(str, missing))}."]})

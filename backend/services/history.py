@@ -10,12 +10,43 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import aliased
 
+from backend.auth.actor import Actor
 from backend.db.uow import UnitOfWork
 from backend.errors import NotFound, PermissionDenied
 from backend.models import AuditEntry, User
+from backend.services.masking import label_for, shown_changes, shown_label
 from backend.services.registry import service_for, soft_deletable_tables
 
-MASK = "•••"
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """An audit entry as one actor may see it: values it may not see are masked."""
+
+    id: int
+    created_at: datetime
+    actor_id: int | None
+    actor_name: str
+    action: str
+    model: str
+    object_id: str
+    object_repr: str
+    changes: dict[str, Any]
+    client_address: str | None
+
+    @classmethod
+    def shown_to(cls, actor: Actor, entry: AuditEntry) -> AuditRecord:
+        return cls(
+            id=entry.id,
+            created_at=entry.created_at,
+            actor_id=entry.actor_id,
+            actor_name=entry.actor_name,
+            action=entry.action,
+            model=entry.model,
+            object_id=entry.object_id,
+            object_repr=shown_label(actor, entry.model, entry.object_repr, entry.object_id),
+            changes=shown_changes(actor, entry.model, entry.changes or {}),
+            client_address=entry.client_address,
+        )
 
 
 @dataclass(frozen=True)
@@ -54,31 +85,35 @@ class AuditLog:
 
     async def search(
         self, filters: AuditFilters, *, before_id: int | None = None, limit: int = 50
-    ) -> list[AuditEntry]:
-        """Newest first; page on with `before_id` (the last id shown), which costs the same at any depth."""
+    ) -> list[AuditRecord]:
+        """Newest first; page on with `before_id` (the last id shown), which costs the same at any depth.
+
+        Needs `audit.view`; values the actor may not see are masked (backend.services.masking).
+        """
         self.actor.require("audit.view")
         stmt = self._statement(filters)
         if before_id is not None:
             stmt = stmt.where(AuditEntry.id < before_id)
-        return list((await self.session.execute(stmt.limit(limit))).scalars())
+        entries = (await self.session.execute(stmt.limit(limit))).scalars()
+        return [AuditRecord.shown_to(self.actor, entry) for entry in entries]
 
-    async def stream(self, filters: AuditFilters) -> AsyncIterator[AuditEntry]:
-        """Every matching entry, streamed (for CSV export)."""
+    async def stream(self, filters: AuditFilters) -> AsyncIterator[AuditRecord]:
+        """Every matching entry, streamed (for CSV export), masked as `search` masks."""
         self.actor.require("audit.view")
         result = await self.session.stream_scalars(self._statement(filters).execution_options(yield_per=500))
         async for entry in result:
-            yield entry
+            yield AuditRecord.shown_to(self.actor, entry)
 
     async def history(
         self, table: str, object_id: str, *, include_children: bool = False
-    ) -> list[AuditEntry]:
+    ) -> list[AuditRecord]:
         """One record's timeline, oldest first, deleted records included.
 
         With `include_children`, entries of the rows the model lists in
         `__history_children__` (an order's items) are woven in.
 
-        Needs `audit.view`, or `<table>.view`. Personal data in the diffs is
-        masked without `<table>.view_pii`.
+        Needs `audit.view`, or `<table>.view`. Values the actor may not see
+        (personal data without `<table>.view_pii`, secrets) are masked.
         """
         service = service_for(table)
         if not (self.actor.has_perm("audit.view") or self.actor.has_perm(f"{table}.view")):
@@ -93,15 +128,7 @@ class AuditLog:
             raise NotFound(f"No history for {table} {object_id}.")
         if include_children:
             entries = sorted([*entries, *await self._children(service.model, object_id)], key=lambda e: e.id)
-        pii = frozenset(getattr(service.model, "__pii_fields__", ()))
-        if pii and not self.actor.has_perm(f"{table}.view_pii"):
-            for entry in entries:
-                self.session.expunge(entry)  # masked copies only; the rows are append-only anyway
-                entry.changes = {
-                    field: [MASK if v is not None else None for v in values] if field in pii else values
-                    for field, values in entry.changes.items()
-                }
-        return entries
+        return [AuditRecord.shown_to(self.actor, entry) for entry in entries]
 
     async def _children(self, model: Any, object_id: str) -> list[AuditEntry]:
         found: list[AuditEntry] = []
@@ -196,7 +223,8 @@ class Trash:
             if days:
                 stmt = stmt.where(entity.deleted_at >= datetime.now(UTC) - timedelta(days=days))
             for obj, username in (await self.session.execute(stmt)).all():
-                items.append(TrashItem(table, obj.id, _label(obj), obj.deleted_at, username or "system"))
+                label = label_for(self.actor, obj)[:200]
+                items.append(TrashItem(table, obj.id, label, obj.deleted_at, username or "system"))
         items.sort(key=lambda item: (item.deleted_at, item.object_id), reverse=True)
         start = (page - 1) * page_size
         return items[start : start + page_size], len(items) > start + page_size
@@ -206,13 +234,6 @@ class Trash:
 
     async def purge(self, table: str, object_id: int) -> None:
         await service_for(table)(self.uow).purge(object_id)
-
-
-def _label(obj: Any) -> str:
-    try:
-        return str(obj)[:200]
-    except Exception:  # a label that needs an unloaded relationship
-        return f"{type(obj).__name__} {obj.id}"
 
 
 def _escape_like(text: str) -> str:

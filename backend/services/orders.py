@@ -63,7 +63,8 @@ class OrderService(CrudService[Order, OrderCreate, OrderUpdate]):
 
     async def apply(self, obj: Order, payload: OrderUpdate) -> None:
         fields = payload.model_fields_set
-        if "customer_id" in fields and payload.customer_id is not None:
+        # Only a new customer must be live: the order's own may stay even if since deleted.
+        if "customer_id" in fields and payload.customer_id not in (None, obj.customer_id):
             await self.live(Customer, payload.customer_id, field="customer_id", label="Customer")
             obj.customer_id = payload.customer_id
         if "placed_at" in fields and payload.placed_at is not None:
@@ -131,8 +132,9 @@ class OrderItemService(CrudService[OrderItem, OrderItemCreate, OrderItemUpdate])
         return item
 
     async def apply(self, obj: OrderItem, payload: OrderItemUpdate) -> None:
-        order = await self._open_order(obj.order_id)
+        # Saving the same quantity changes nothing, so it is not refused on a closed order.
         if payload.quantity is not None and payload.quantity != obj.quantity:
+            order = await self._open_order(obj.order_id)
             product = await self.live(Product, obj.product_id, field="quantity", label="Product")
             await ProductService(self.uow).adjust_stock(product, obj.quantity - payload.quantity)
             obj.quantity = payload.quantity

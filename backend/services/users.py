@@ -1,4 +1,8 @@
-"""User accounts: creation, changes, passwords, deactivation. Nobody raises their own privileges."""
+"""User accounts: creation, changes, passwords, deactivation.
+
+Nobody raises their own privileges, and nobody manages an account that holds
+more than they do (backend/auth/authority.py).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ from typing import ClassVar
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from backend.auth.authority import Account, authority_problem, require_authority
 from backend.auth.passwords import hasher_for, password_problems
 from backend.auth.permissions import is_purge
-from backend.errors import Conflict, PermissionDenied, ValidationFailed
-from backend.models import Role, User
+from backend.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from backend.models import Permission, Role, User, role_permission, user_role
 from backend.repositories import auth as auth_queries
 from backend.schemas.user import UserCreate, UserUpdate
 from backend.services.base import CrudService
@@ -21,10 +26,15 @@ from backend.services.base import CrudService
 class UserService(CrudService[User, UserCreate, UserUpdate]):
     """Manage users (needs `user.*`).
 
-    Only a superuser may create or change a superuser, or give a role that
-    holds a purge permission; nobody may give a role holding permissions they
-    lack themselves. A password change, deactivation, deletion or change of
-    roles ends the user's open sessions.
+    Nobody changes, deletes, restores or purges an account, sets its
+    password or ends its sessions when it holds a permission they lack (so
+    only a superuser manages a superuser); everyone may manage their own
+    account within the other rules. Only a superuser may create a superuser,
+    grant superuser status, or give a role that holds a purge permission;
+    nobody may give a role holding permissions they lack themselves. A
+    password change, deactivation, deletion or change of roles ends the
+    user's open sessions. Refusals raise `PermissionDenied` naming what is
+    lacking.
     """
 
     model = User
@@ -50,8 +60,7 @@ class UserService(CrudService[User, UserCreate, UserUpdate]):
 
     async def apply(self, obj: User, payload: UserUpdate) -> None:
         fields = payload.model_fields_set
-        if obj.is_superuser:
-            self.actor.require_superuser("change a superuser")
+        await self._require_authority(obj, doing="change the account of")
         if "is_superuser" in fields and payload.is_superuser != obj.is_superuser:
             self.actor.require_superuser("grant or remove superuser status")
         if "is_active" in fields and payload.is_active is False and obj.id == self.actor.user_id:
@@ -75,16 +84,20 @@ class UserService(CrudService[User, UserCreate, UserUpdate]):
     async def before_delete(self, obj: User) -> None:
         if obj.id == self.actor.user_id:
             raise PermissionDenied("You cannot delete your own account.")
-        if obj.is_superuser:
-            self.actor.require_superuser("delete a superuser")
+        await self._require_authority(obj, doing="delete the account of")
         await self._end_sessions(obj)
+
+    async def after_restore(self, obj: User, deleted_at: datetime | None) -> None:
+        await self._require_authority(obj, doing="restore the account of")
+
+    async def before_purge(self, obj: User) -> None:
+        await self._require_authority(obj, doing="purge the account of")
 
     async def set_password(self, user_id: object, password: str) -> User:
         """Set a new password (needs `user.change`) and end the user's sessions."""
         self.require("change")
         user = await self._get_live(user_id)
-        if user.is_superuser and user.id != self.actor.user_id:
-            self.actor.require_superuser("change a superuser's password")
+        await self._require_authority(user, doing="change the password of")
         self._check_password(password, username=user.username)
         async with self.writing(user):
             user.password_hash = hasher_for(self.uow.settings).hash(password)
@@ -94,6 +107,20 @@ class UserService(CrudService[User, UserCreate, UserUpdate]):
     async def deactivate(self, user_id: object) -> User:
         """Mark the user inactive (needs `user.change`): they can no longer sign in."""
         return await self.update(user_id, {"is_active": False})
+
+    async def management_problem(
+        self, user_id: object, *, doing: str = "change the account of"
+    ) -> str | None:
+        """Why the actor may not manage this account (see the class), or None (needs `user.view`).
+
+        The rule the writes apply, asked beforehand: the admin shows no control
+        that would be refused. Raises `NotFound` for an unknown user.
+        """
+        self.require("view")
+        user_id = self._id(user_id)
+        if user_id == self.actor.user_id or self.actor.is_superuser:
+            return None  # the rule allows these whatever the account holds: no need to load it
+        return authority_problem(self.actor, await self._account(user_id), doing=doing)
 
     async def get_by_username(self, username: str) -> User:
         self.require("view")
@@ -138,6 +165,30 @@ class UserService(CrudService[User, UserCreate, UserUpdate]):
                         f"it holds permissions you lack ({', '.join(lacking)})."
                     )
         return roles
+
+    async def _require_authority(self, user: User, *, doing: str) -> None:
+        if user.id == self.actor.user_id or self.actor.is_superuser:
+            return  # the rule allows these whatever the account holds: no need to load it
+        require_authority(self.actor, await self._account(user.id), doing=doing)
+
+    async def _account(self, user_id: int) -> Account:
+        """The account with the permissions its roles give, in one query (nothing lazy-loaded)."""
+        stmt = (
+            select(User.username, User.is_superuser, Permission.codename)
+            .outerjoin(user_role, user_role.c.user_id == User.id)
+            .outerjoin(role_permission, role_permission.c.role_id == user_role.c.role_id)
+            .outerjoin(Permission, Permission.id == role_permission.c.permission_id)
+            .where(User.id == user_id)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        if not rows:
+            raise NotFound(f"User {user_id} does not exist.")
+        return Account(
+            user_id=user_id,
+            username=rows[0].username,
+            is_superuser=bool(rows[0].is_superuser),
+            permissions=frozenset(row.codename for row in rows if row.codename is not None),
+        )
 
     async def _current_roles(self, user: User) -> list[Role]:
         # Loaded explicitly: replacing an unloaded collection would lazy-load it.

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.applications import Starlette
 
 from backend.models import Role, User
-from tests.admin.conftest import ClientFactory, csrf_from, page_token
+from tests.admin.conftest import ClientFactory, client_for, csrf_from, page_token, sign_in
 from tests.factories import make_user
 
 
@@ -103,15 +104,15 @@ async def test_user_managers_cannot_escalate(new_client: ClientFactory, session:
     await session.commit()
     client = await new_client(roles=[managers.name])
     form = await client.get(f"/admin/user/edit/{target.id}")
-    token = csrf_from(form.text)
+    token, version = csrf_from(form.text), str(target.version)
     to_superuser = await client.post(
         f"/admin/user/edit/{target.id}",
-        data={"email": "", "is_active": "y", "is_superuser": "y", "csrf_token": token, "save": "Save"},
+        data={"email": "", "is_active": "y", "is_superuser": "y", "_version": version, "csrf_token": token},
     )
     assert to_superuser.status_code == 403
     to_auditor = await client.post(
         f"/admin/user/edit/{target.id}",
-        data={"email": "", "is_active": "y", "roles": "auditor", "csrf_token": token, "save": "Save"},
+        data={"email": "", "is_active": "y", "roles": "auditor", "_version": version, "csrf_token": token},
     )
     assert to_auditor.status_code == 403
     session.expire_all()
@@ -197,3 +198,95 @@ async def test_stale_edit_is_refused_and_keeps_input(
     assert 'value="second@example.com"' in stale.text
     await session.refresh(target)
     assert target.email == "first@example.com"
+
+
+async def _user_managers(session: AsyncSession) -> str:
+    from tests.factories import make_role
+
+    role = await make_role(session, permissions=["user.view", "user.change", "user.delete"])
+    return role.name
+
+
+async def test_user_managers_cannot_reset_a_manager_password(
+    app: Starlette, new_client: ClientFactory, session: AsyncSession
+) -> None:
+    managers = await _user_managers(session)
+    target = await make_user(session, roles=["manager"])
+    await session.commit()
+    target_id, username, hash_before = target.id, target.username, target.password_hash
+    client = await new_client(roles=[managers])
+    page = await client.get(f"/admin/user/set-password/{target_id}")
+    assert page.status_code == 403
+    assert f"{username} holds permissions you do not have" in page.text
+    token = await page_token(client)
+    attempt = await client.post(
+        f"/admin/user/set-password/{target_id}",
+        data={"password": "taken-over-pass-1", "password_confirm": "taken-over-pass-1", "csrf_token": token},
+    )
+    assert attempt.status_code == 403 and "holds permissions you do not have" in attempt.text
+    session.expire_all()
+    stored = await session.scalar(select(User.password_hash).where(User.id == target_id))
+    assert stored == hash_before
+    async with client_for(app) as other:
+        assert (await sign_in(other, username, "taken-over-pass-1")).status_code == 400
+
+    details = await client.get(f"/admin/user/details/{target_id}")
+    assert details.status_code == 200
+    assert 'id="set-password"' not in details.text
+    assert f"/admin/user/edit/{target_id}" not in details.text
+    assert f"/admin/user/delete?pks={target_id}" not in details.text
+    assert (await client.get(f"/admin/user/edit/{target_id}")).status_code == 403
+    refused_edit = await client.post(
+        f"/admin/user/edit/{target_id}",
+        data={"email": "", "is_active": "", "csrf_token": token, "save": "Save"},
+    )
+    assert refused_edit.status_code == 403
+    refused_delete = await client.delete(
+        f"/admin/user/delete?pks={target_id}", headers={"X-CSRF-Token": token}
+    )
+    assert refused_delete.status_code == 403
+    session.expire_all()
+    assert await session.scalar(select(User.is_active).where(User.id == target_id)) is True
+
+
+async def test_user_managers_still_reset_users_who_hold_less(
+    new_client: ClientFactory, session: AsyncSession
+) -> None:
+    managers = await _user_managers(session)
+    target = await make_user(session, roles=[])
+    await session.commit()
+    target_id, hash_before = target.id, target.password_hash
+    client = await new_client(roles=[managers])
+    details = await client.get(f"/admin/user/details/{target_id}")
+    assert 'id="set-password"' in details.text and f"/admin/user/edit/{target_id}" in details.text
+    own = await client.get(f"/admin/user/details/{client.user_id}")  # type: ignore[attr-defined]
+    assert 'id="set-password"' in own.text
+    assert f"/admin/user/delete?pks={client.user_id}" not in own.text  # type: ignore[attr-defined]
+    page = await client.get(f"/admin/user/set-password/{target_id}")
+    assert page.status_code == 200
+    done = await client.post(
+        f"/admin/user/set-password/{target_id}",
+        data={
+            "password": "a-new-long-pass-1",
+            "password_confirm": "a-new-long-pass-1",
+            "csrf_token": csrf_from(page.text),
+        },
+    )
+    assert done.status_code == 302
+    session.expire_all()
+    assert await session.scalar(select(User.password_hash).where(User.id == target_id)) != hash_before
+
+
+async def test_set_password_refuses_an_overlong_password(
+    new_client: ClientFactory, session: AsyncSession
+) -> None:
+    target = await make_user(session)
+    await session.commit()
+    client = await new_client(superuser=True)
+    page = await client.get(f"/admin/user/set-password/{target.id}")
+    long = "z" * 1025
+    response = await client.post(
+        f"/admin/user/set-password/{target.id}",
+        data={"password": long, "password_confirm": long, "csrf_token": csrf_from(page.text)},
+    )
+    assert response.status_code == 400 and "1024 characters" in response.text

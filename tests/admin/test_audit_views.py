@@ -5,13 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import Order
-from tests.admin.conftest import ClientFactory, csrf_from, page_token
-from tests.factories import make_customer, make_order, make_product
+from backend.auth.actor import Actor
+from backend.db.session import Database
+from backend.db.uow import unit_of_work
+from backend.models import AuditEntry, Order, OrderItem, Product
+from backend.services.catalog import ProductService
+from backend.services.orders import OrderService
+from tests.admin.conftest import ClientFactory, csrf_from, page_token, sign_in
+from tests.factories import make_category, make_customer, make_order, make_product
 
 
 async def _delete(client, path: str) -> int:  # type: ignore[no-untyped-def]
@@ -35,7 +42,9 @@ async def test_manager_deletes_an_order_and_restores_it_from_the_trash(
     restored = await manager.post(
         f"/admin/trash/order/{order.id}/restore", data={"csrf_token": csrf_from(trash.text)}
     )
-    assert restored.status_code == 303 and "Restored" in restored.headers["location"]
+    assert restored.status_code == 303 and "message" not in restored.headers["location"]
+    next_page = (await manager.get(restored.headers["location"])).text
+    assert f"Order {order.id} was restored." in next_page  # flashed through the session
     assert (await manager.get(f"/admin/order/details/{order.id}")).status_code == 200
     page = (await manager.get(f"/admin/order/details/{order.id}")).text
     assert page.count('class="order-item"') == 2  # its items came back with it
@@ -134,7 +143,7 @@ async def test_audit_log_csv_export(new_client: ClientFactory, session: AsyncSes
     product = await make_product(session)
     await session.commit()
     edit = await editor.get(f"/admin/product/edit/{product.id}")
-    await editor.post(
+    saved = await editor.post(
         f"/admin/product/edit/{product.id}",
         data={
             "sku": product.sku,
@@ -143,10 +152,12 @@ async def test_audit_log_csv_export(new_client: ClientFactory, session: AsyncSes
             "stock": "1",
             "status": "active",
             "category": str(product.category_id),
+            "_version": str(product.version),
             "csrf_token": csrf_from(edit.text),
             "save": "Save",
         },
     )
+    assert saved.status_code == 302, saved.text
     async with auditor.stream(
         "GET", f"/admin/audit-log/export?model=product&object_id={product.id}"
     ) as response:
@@ -217,3 +228,113 @@ async def test_history_masks_pii_for_roles_without_view_pii(
     assert masked.status_code == 200 and "private@example.com" not in masked.text
     assert (await viewer.get("/admin/history/user/1")).status_code == 403
     assert (await viewer.get("/admin/history/nothing/1")).status_code == 400
+
+
+def _menu_link(html: str, label: str) -> str:
+    match = re.search(rf'<a[^>]*href="([^"]+)"[^>]*>(?:(?!</a>).)*?{re.escape(label)}', html, re.DOTALL)
+    assert match, f"no menu link for {label}"
+    return match.group(1).replace("&amp;", "&")
+
+
+async def _csv(client, url: str) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+    response = await client.get(url)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    return list(csv.DictReader(io.StringIO(response.text)))
+
+
+async def test_the_audit_log_menu_item_opens_the_page(new_client: ClientFactory) -> None:
+    auditor = await new_client(roles=["auditor"])
+    link = _menu_link((await auditor.get("/admin/")).text, "Audit log")
+    page = await auditor.get(link)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="audit-table"' in page.text
+
+
+async def test_the_export_button_exports_exactly_the_filtered_entries(
+    new_client: ClientFactory, database: Database, session: AsyncSession
+) -> None:
+    auditor = await new_client(roles=["auditor"])
+    editor = Actor(user_id=None, username="export-filter-editor", is_superuser=True)
+    async with unit_of_work(database, editor) as uow:
+        category = await make_category(uow.session)
+        products = ProductService(uow)
+        made = [
+            await products.create(
+                {"sku": f"EXP-{n}", "name": "x", "price": "1.00", "category_id": category.id}
+            )
+            for n in range(3)
+        ]
+        await products.update(made[0].id, {"name": "y"})
+        await uow.commit()
+    wanted = (
+        await session.execute(
+            select(AuditEntry.id).where(
+                AuditEntry.actor_name == editor.username,
+                AuditEntry.model == "product",
+                AuditEntry.action == "create",
+            )
+        )
+    ).scalars()
+    query = urlencode({"actor": editor.username, "model": "product", "action": "create", "before": ""})
+    page = await auditor.get(f"/admin/audit-log?{query}")
+    assert page.text.count('class="audit-row"') == 3
+    href = page.text.split('id="audit-export" href="')[1].split('"')[0].replace("&amp;", "&")
+    assert [int(row["id"]) for row in await _csv(auditor, href)] == sorted(wanted, reverse=True)
+
+    # Filter values are encoded, not pasted: "&model=..." stays part of the actor searched for.
+    tricky = urlencode({"actor": f"{editor.username}&action=update", "model": "product"})
+    page = await auditor.get(f"/admin/audit-log?{tricky}")
+    href = page.text.split('id="audit-export" href="')[1].split('"')[0].replace("&amp;", "&")
+    assert parse_qs(urlsplit(href).query)["actor"] == [f"{editor.username}&action=update"]
+    assert await _csv(auditor, href) == []
+
+
+FORMULAS = ["＝1+1", "＋1+1", "－1", "＠x", "\u200b=1+1", '\u00a0\u2060=HYPERLINK("http://x")']
+
+
+async def test_list_and_audit_exports_neutralise_formulas_in_any_form(
+    new_client: ClientFactory, database: Database, session: AsyncSession
+) -> None:
+    auditor = await new_client(roles=["auditor"])
+    async with unit_of_work(database, Actor.system("tests")) as uow:
+        category = await make_category(uow.session)
+        for n, formula in enumerate(FORMULAS):
+            await ProductService(uow).create(
+                {"sku": f"FORMULA-{n}", "name": formula, "price": "1.00", "category_id": category.id}
+            )
+        await uow.commit()
+    stored = (await session.execute(select(Product.name).where(Product.sku.like("FORMULA-%")))).scalars()
+    rows = await _csv(auditor, "/admin/product/export/csv?search=FORMULA-")
+    assert sorted(row["name"] for row in rows) == sorted("'" + name for name in stored)
+
+    anonymous = await new_client(signed_in=False)
+    for formula in FORMULAS:
+        await sign_in(anonymous, formula, "wrong-password-123")
+    rows = await _csv(auditor, "/admin/audit-log/export?action=login_failed")
+    names = {row["actor_name"] for row in rows} | {row["object_repr"] for row in rows}
+    for formula in FORMULAS:
+        assert formula.strip() not in names and "'" + formula.strip() in names
+
+
+async def test_the_trash_refuses_an_item_of_an_order_still_in_the_trash(
+    new_client: ClientFactory, database: Database, session: AsyncSession
+) -> None:
+    manager = await new_client(roles=["manager"])
+    order = await make_order(session, items=1)
+    item_id = (await session.execute(select(OrderItem.id).where(OrderItem.order_id == order.id))).scalar_one()
+    await session.commit()
+    async with unit_of_work(database, Actor.system("tests")) as uow:
+        await OrderService(uow).delete(order.id)
+        await uow.commit()
+    trash = await manager.get("/admin/trash?model=order_item")
+    assert f'data-model="order_item" data-pk="{item_id}"' in trash.text
+    response = await manager.post(
+        f"/admin/trash/order_item/{item_id}/restore", data={"csrf_token": csrf_from(trash.text)}
+    )
+    assert response.status_code == 303
+    page = await manager.get(response.headers["location"])
+    assert (
+        f"Restore order {order.id} first: this order item refers to it, and it is in the trash." in page.text
+    )
+    assert f'data-model="order_item" data-pk="{item_id}"' in page.text  # still in the trash
+    assert (await manager.get(f"/admin/order-item/details/{item_id}")).status_code == 404

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pytest
 from itsdangerous import TimestampSigner
@@ -11,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 
-from admin.auth import SESSION_COOKIE
+from admin.auth import SESSION_COOKIE, admin_next_path
 from backend.config import Settings
 from backend.models import AuthSession, LoginAttempt, User
 from tests.admin.conftest import ClientFactory, client_for, csrf_from, page_token, sign_in
@@ -112,6 +113,14 @@ async def test_per_address_throttling(app: Starlette, session: AsyncSession, set
         "javascript:alert(1)",
         "/somewhere-else/",
         "/admin/logout",
+        "/admin/../../x",
+        "/admin/%2e%2e/%2E%2E/x",
+        "/admin/..%2f..%2fx",
+        "/admin/%252e%252e/%252e%252e/x",
+        "/admin/%2F%2Fevil.example",
+        "/admin/%5c%5cevil.example",
+        "/admin/\t/evil.example",
+        "/admin/./%6cogout",
     ],
 )
 async def test_next_only_accepts_admin_paths(app: Starlette, session: AsyncSession, candidate: str) -> None:
@@ -246,7 +255,15 @@ async def test_deactivation_and_role_change_end_sessions(
         assert (await member.get("/admin/user/list")).status_code == 200
         user_id = member.user_id  # type: ignore[attr-defined]
         form = await admin.get(f"/admin/user/edit/{user_id}")
-        data = {"email": "changed@example.com", "csrf_token": csrf_from(form.text), "save": "Save", **change}
+        version = re.search(r'name="_version" value="(\d+)"', form.text)
+        assert version, "the edit form carries the version it was opened at"
+        data = {
+            "email": "changed@example.com",
+            "csrf_token": csrf_from(form.text),
+            "_version": version.group(1),
+            "save": "Save",
+            **change,
+        }
         if "roles" not in change:
             data["roles"] = "auditor"
         response = await admin.post(f"/admin/user/edit/{user_id}", data=data)
@@ -357,3 +374,40 @@ async def test_secure_cookie_in_production(database: object, session: AsyncSessi
         response = await client.get("/admin/login")
     assert "secure" in response.headers["set-cookie"].lower()
     assert "max-age=31536000" in response.headers["strict-transport-security"]
+
+
+@pytest.mark.parametrize(
+    ("candidate", "expected"),
+    [
+        ("/admin/", "/admin/"),
+        ("/admin", "/admin"),
+        ("/admin/product/list?search=a%2Fb&page=2", "/admin/product/list?search=a%2Fb&page=2"),
+        ("/admin/user/details/7#roles", "/admin/user/details/7#roles"),
+        ("/admin/../../x", None),
+        ("/admin/..", None),
+        ("/admin/.%2e/x", None),
+        ("/admin/%2e%2e%2f%2e%2e%2fx", None),
+        ("/admin/%25252e%25252e/x", None),
+        ("/admin//evil.example", None),
+        ("/admin/%00/x", None),
+        ("/admin/%0d%0aSet-Cookie:x", None),
+        ("/administrator/", None),
+        ("/admin/%6Cogin", None),
+        ("admin/", None),
+        ("", None),
+        ("/admin/" + "a" * 3000, None),
+    ],
+)
+def test_next_path_is_judged_after_decoding_and_normalising(candidate: str, expected: str | None) -> None:
+    assert admin_next_path(candidate, admin_path="/admin/") == expected
+
+
+async def test_a_megabyte_password_is_a_failed_sign_in(app: Starlette, session: AsyncSession) -> None:
+    user = await make_user(session)
+    await session.commit()
+    async with client_for(app) as client:
+        for username in (user.username, "nobody-at-all"):
+            response = await sign_in(client, username, DEFAULT_PASSWORD + "x" * 1_000_000)
+            assert response.status_code == 400
+            assert "A password has at most 1024 characters." in response.text
+        assert (await sign_in(client, user.username)).status_code == 302

@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.auth.passwords import PasswordHasher, hasher_for
+from backend.auth.passwords import MAX_PASSWORD_LENGTH, PasswordHasher, hasher_for
 from backend.db.session import Database
 from backend.db.uow import UnitOfWork, unit_of_work
 from backend.models import AuthSession, LoginAttempt, User
-from backend.services.auth import BAD_CREDENTIALS, AuthService, hash_token
+from backend.services.auth import BAD_CREDENTIALS, PASSWORD_TOO_LONG, AuthService, hash_token
 from tests.databases import make_settings
 from tests.factories import DEFAULT_PASSWORD, make_user
 
@@ -162,3 +162,19 @@ async def test_concurrent_sign_ins_of_one_account_do_not_collide(fresh_url: str)
             assert stored.version == 1  # signing in is not an edit of the account
     finally:
         await database.dispose()
+
+
+async def test_a_too_long_password_is_a_failed_sign_in(system_uow: UnitOfWork, session: AsyncSession) -> None:
+    user = await make_user(session)
+    await session.commit()
+    auth = AuthService(system_uow)
+    for username in (user.username, "ghost"):
+        outcome = await auth.login(username, DEFAULT_PASSWORD + "x" * 1_000_000, client_address="10.0.0.9")
+        assert not outcome.ok and outcome.message == PASSWORD_TOO_LONG
+    at_the_limit = await auth.login(user.username, "x" * MAX_PASSWORD_LENGTH, client_address="10.0.0.9")
+    assert not at_the_limit.ok and at_the_limit.message == BAD_CREDENTIALS
+    await system_uow.session.flush()
+    recorded = (
+        await session.execute(select(LoginAttempt.succeeded).where(LoginAttempt.client_address == "10.0.0.9"))
+    ).scalars()
+    assert list(recorded) == [False, False, False]  # they count towards throttling

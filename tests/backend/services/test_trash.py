@@ -14,9 +14,9 @@ from backend.db.session import Database
 from backend.db.uow import UnitOfWork, unit_of_work
 from backend.errors import Conflict, NotFound, PermissionDenied
 from backend.models import OrderItem, Product
-from backend.services.catalog import ProductService
+from backend.services.catalog import CategoryService, ProductService
 from backend.services.history import Trash
-from backend.services.orders import OrderService
+from backend.services.orders import OrderItemService, OrderService
 from backend.services.permissions import sync_permissions
 from tests.backend.services.conftest import UowFactory
 from tests.databases import make_settings
@@ -185,3 +185,29 @@ async def test_concurrent_updates_in_two_sessions_lose_nothing(fresh_url: str) -
             assert (await ProductService(check).get(product.id)).name == "Alice's"
     finally:
         await database.dispose()
+
+
+async def test_a_record_whose_parent_is_in_the_trash_is_not_restored_before_it(
+    system_uow: UnitOfWork, session: AsyncSession
+) -> None:
+    order = await make_order(session, items=2)
+    item = (await session.execute(select(OrderItem).where(OrderItem.order_id == order.id))).scalars().first()
+    assert item is not None
+    await OrderService(system_uow).delete(order.id)
+    items = OrderItemService(system_uow)
+    with pytest.raises(Conflict) as caught:
+        await items.restore(item.id)
+    assert caught.value.message == (
+        f"Restore order {order.id} first: this order item refers to it, and it is in the trash."
+    )
+    assert item.deleted_at is not None  # nothing was restored
+    await OrderService(system_uow).restore(order.id)
+    assert item.deleted_at is None  # restored with its order
+
+    product = await make_product(session)
+    await ProductService(system_uow).delete(product.id)
+    await CategoryService(system_uow).delete(product.category_id)  # empty now, so it may go
+    with pytest.raises(Conflict, match=rf"^Restore category {product.category_id} first: this product"):
+        await ProductService(system_uow).restore(product.id)
+    await CategoryService(system_uow).restore(product.category_id)
+    assert (await ProductService(system_uow).restore(product.id)).deleted_at is None

@@ -5,6 +5,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.actor import Actor
+from backend.auth.authority import Account, authority_problem
+from backend.auth.passwords import MAX_PASSWORD_LENGTH, hasher_for
 from backend.db.uow import UnitOfWork
 from backend.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from backend.models import AuthSession, User
@@ -157,3 +159,138 @@ async def test_role_change_revokes_sessions_but_an_unchanged_save_does_not(
     assert await auth.authenticate(token) is not None
     await service.update(user.id, {"roles": ["viewer", "editor"]})
     assert await auth.authenticate(token) is None
+
+
+# The account-authority rule -------------------------------------------------
+
+USER_MANAGER = ("user.view", "user.change", "user.delete", "user.restore")
+
+
+def _account(*codenames: str, superuser: bool = False, user_id: int = 7) -> Account:
+    return Account(user_id=user_id, username="bob", is_superuser=superuser, permissions=frozenset(codenames))
+
+
+def test_authority_rule_names_what_is_lacking() -> None:
+    manager = actor_with(*USER_MANAGER)
+    problem = authority_problem(manager, _account("user.view", "order.delete", "customer.view_pii"))
+    assert problem == (
+        "You cannot change the account of bob: bob holds permissions you do not have "
+        "(customer.view_pii, order.delete)."
+    )
+    many = _account(*(f"thing{n}.view" for n in range(8)))
+    assert "thing4.view and 3 more" in (authority_problem(manager, many) or "")
+    assert authority_problem(manager, _account("user.view")) is None  # holds less: allowed
+    assert authority_problem(manager, _account(*USER_MANAGER)) is None  # holds the same: allowed
+    everything = actor_with(*USER_MANAGER, "order.delete", "customer.view_pii")
+    assert authority_problem(everything, _account(superuser=True), doing="delete the account of") == (
+        "Only a superuser can delete the account of bob: bob is a superuser."
+    )
+    assert authority_problem(Actor.system("ops"), _account(superuser=True)) is None
+    assert authority_problem(actor_with(user_id=7), _account("order.delete", user_id=7)) is None  # oneself
+
+
+async def test_user_managers_cannot_take_over_accounts_that_hold_more(
+    uow_as: UowFactory, session: AsyncSession, system_uow: UnitOfWork
+) -> None:
+    manager = await make_user(session, roles=["manager"])
+    await session.commit()
+    token = await _signed_in(system_uow, manager.username)
+    hash_before, email_before = manager.password_hash, manager.email
+    async with uow_as(actor_with(*USER_MANAGER)) as uow:
+        service = UserService(uow)
+        attempts = [
+            service.set_password(manager.id, GOOD_PASSWORD),
+            service.update(manager.id, {"email": "mine@example.com"}),
+            service.update(manager.id, {"roles": []}),
+            service.deactivate(manager.id),
+            service.delete(manager.id),
+        ]
+        for attempt in attempts:
+            with pytest.raises(
+                PermissionDenied, match=rf"{manager.username} holds permissions you do not have"
+            ):
+                await attempt
+        problem = await service.management_problem(manager.id)
+        assert problem and problem.endswith(" more).")  # the first few lacking permissions, by name
+    row = (await session.execute(select(User).where(User.id == manager.id))).scalar_one()
+    await session.refresh(row)
+    assert row.password_hash == hash_before and row.is_active and row.deleted_at is None
+    assert row.email == email_before
+    assert await AuthService(system_uow).authenticate(token) is not None  # their session lives on
+
+
+async def test_user_managers_manage_accounts_that_hold_less(
+    uow_as: UowFactory, session: AsyncSession, system_uow: UnitOfWork
+) -> None:
+    helpdesk = await make_role(session, permissions=["user.view"])
+    target = await make_user(session, roles=[helpdesk.name])
+    await session.commit()
+    token = await _signed_in(system_uow, target.username)
+    async with uow_as(actor_with(*USER_MANAGER)) as uow:
+        service = UserService(uow)
+        assert await service.management_problem(target.id) is None
+        await service.set_password(target.id, GOOD_PASSWORD)
+        await service.deactivate(target.id)
+    assert await AuthService(system_uow).authenticate(token) is None
+
+
+async def test_only_superusers_manage_superusers(uow_as: UowFactory, session: AsyncSession) -> None:
+    root = await make_user(session, is_superuser=True)
+    await session.commit()
+    almighty = actor_with(*USER_MANAGER, "user.add", "user.purge", "role.change", "order.delete")
+    async with uow_as(almighty) as uow:
+        with pytest.raises(
+            PermissionDenied, match=rf"Only a superuser can change the password of {root.username}"
+        ):
+            await UserService(uow).set_password(root.id, GOOD_PASSWORD)
+        with pytest.raises(PermissionDenied, match="Only a superuser can delete the account of"):
+            await UserService(uow).delete(root.id)
+    async with uow_as(Actor(user_id=1, username="other-root", is_superuser=True)) as uow:
+        await UserService(uow).set_password(root.id, GOOD_PASSWORD)
+
+
+async def test_everyone_manages_their_own_account(uow_as: UowFactory, session: AsyncSession) -> None:
+    me = await make_user(session, roles=["manager"])
+    await session.commit()
+    async with uow_as(actor_with("user.view", "user.change", user_id=me.id)) as uow:
+        await UserService(uow).set_password(me.id, GOOD_PASSWORD)
+        await UserService(uow).update(me.id, {"email": "me@example.com"})
+        with pytest.raises(PermissionDenied, match="your own account"):
+            await UserService(uow).deactivate(me.id)
+
+
+async def test_restore_and_purge_follow_the_rule(
+    uow_as: UowFactory, session: AsyncSession, system_uow: UnitOfWork
+) -> None:
+    manager_id = (await make_user(session, roles=["manager"])).id
+    await session.commit()
+    await UserService(system_uow).delete(manager_id)
+    await system_uow.commit()
+    async with uow_as(actor_with(*USER_MANAGER, "user.purge")) as uow:
+        with pytest.raises(PermissionDenied, match="restore the account of"):
+            await UserService(uow).restore(manager_id)
+        with pytest.raises(PermissionDenied, match="purge the account of"):
+            await UserService(uow).purge(manager_id)
+    row = (await session.execute(select(User).where(User.id == manager_id))).scalar_one()
+    await session.refresh(row)
+    assert row.deleted_at is not None
+
+
+# Password length ------------------------------------------------------------
+
+
+async def test_passwords_are_bounded(system_uow: UnitOfWork, session: AsyncSession) -> None:
+    service = UserService(system_uow)
+    longest = "x7" * (MAX_PASSWORD_LENGTH // 2)
+    user = await service.create({"username": "long-pass", "password": longest})
+    too_long = longest + "x"
+    with pytest.raises(ValidationFailed) as on_create:
+        await service.create({"username": "too-long-pass", "password": too_long})
+    assert "password" in on_create.value.errors
+    with pytest.raises(ValidationFailed) as on_set:
+        await service.set_password(user.id, "y" * 1_000_000)
+    assert on_set.value.errors == {"password": [f"Use at most {MAX_PASSWORD_LENGTH} characters."]}
+    hasher = hasher_for(system_uow.settings)
+    assert hasher.verify_and_update("y" * 1_000_000, user.password_hash) == (False, None)
+    with pytest.raises(ValueError, match="at most"):
+        hasher.hash(too_long)

@@ -1,0 +1,169 @@
+"""4xx pages inside the admin layout, with a sentence saying what is missing.
+
+SQLAdmin answers its own refusals with `HTTPException(403)` and no detail
+("Forbidden"). This handler replaces its page: a signed-in user keeps the menu
+and reads which permission the action needs ("You need the permission
+customer.change to edit customers.") or which record does not exist ("No
+customer 99 exists."). A detail written for people by the code that raised it is
+shown as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from sqladmin import BaseView, ModelView
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from admin.auth import current_actor
+from admin.authorization import CUSTOM_ACTION_PREFIX, CustodianAuthorization
+
+if TYPE_CHECKING:
+    from sqladmin import Admin
+
+TITLES = {
+    400: "Bad request",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed here",
+    409: "Conflict",
+}
+# SQLAdmin endpoint names -> (authorization action, verb in a sentence, the view flag that can switch it off).
+ENDPOINT_ACTIONS: dict[str, tuple[str, str, str | None]] = {
+    "list": ("list", "see", None),
+    "details": ("details", "see", "can_view_details"),
+    "create": ("create", "add", "can_create"),
+    "edit": ("edit", "edit", "can_edit"),
+    "delete": ("delete", "delete", "can_delete"),
+    "export": ("export", "export", "can_export"),
+}
+# Details other code raises that say nothing a person can act on.
+GENERIC_DETAILS = {"No such record.", "Object not found."}
+PK_SHOWN = 40
+
+
+def install_error_pages(admin: Admin) -> None:
+    """Render SQLAdmin's HTTP errors with templates/sqladmin/error.html and an explanation."""
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, HTTPException):
+            raise TypeError(f"expected an HTTPException, got {type(exc).__name__}")
+        if (
+            current_actor(request).user_id is None
+            and request.method == "GET"
+            and admin.authentication_backend
+        ):
+            # An address no route matches was never authenticated: look the session up for the menu.
+            await admin.authentication_backend.authenticate(request)
+        context = {
+            "status_code": exc.status_code,
+            "title": TITLES.get(exc.status_code, _phrase(exc.status_code)),
+            "message": explain(admin, request, exc),
+            "signed_in": current_actor(request).user_id is not None,
+        }
+        response = await admin.templates.TemplateResponse(
+            request, "sqladmin/error.html", context, status_code=exc.status_code
+        )
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    admin.admin.add_exception_handler(HTTPException, http_error)
+
+
+def explain(admin: Admin, request: Request, exc: HTTPException) -> str:
+    """One sentence for the person at the screen: what was refused or missing, and why."""
+    detail = str(exc.detail or "")
+    if detail and detail != _phrase(exc.status_code) and detail not in GENERIC_DETAILS:
+        return detail  # written for people where it was raised
+    view = _view_of(admin, request)
+    if exc.status_code == 403:
+        return _refusal(admin, request, view)
+    if exc.status_code == 404:
+        return _missing(request, view)
+    if exc.status_code == 405:
+        return f"This address does not accept {request.method} requests."
+    if exc.status_code == 400:
+        return "The request could not be understood. Check the address and try again."
+    return _phrase(exc.status_code) + "."
+
+
+def _refusal(admin: Admin, request: Request, view: BaseView | ModelView | None) -> str:
+    actor = current_actor(request)
+    if actor.user_id is None:
+        return "Sign in to open this page."
+    backend = admin.authorization_backend
+    if isinstance(view, ModelView):
+        action, verb, flag = _model_action(request, view)
+        plural = view.name_plural.lower()
+        if flag is not None and not getattr(view, flag):
+            return f"{view.name_plural} cannot be {_past(verb)} here."
+        codename = (
+            backend.codename_for(view.identity, action)
+            if isinstance(backend, CustodianAuthorization)
+            else None
+        )
+        if codename and not actor.has_perm(codename):
+            return f"You need the permission {codename} to {verb} {plural}."
+        if "pk" in request.path_params:
+            return f"Your roles do not allow you to {verb} this {view.name.lower()}."
+        return f"Your roles do not allow you to {verb} {plural}."
+    if isinstance(view, BaseView):
+        required = getattr(view, "required_permission", None)
+        if isinstance(required, str) and not actor.has_perm(required):
+            return f"You need the permission {required} to open the {view.name.lower()}."
+    return "Your roles do not allow this."
+
+
+def _missing(request: Request, view: BaseView | ModelView | None) -> str:
+    pk = request.path_params.get("pk")
+    if isinstance(view, ModelView):
+        if isinstance(pk, str) and pk:
+            shown = pk if len(pk) <= PK_SHOWN else pk[: PK_SHOWN - 1] + "…"
+            return f"No {view.name.lower()} {shown} exists."
+        if _endpoint_name(request) == "export":
+            return f"{view.name_plural} cannot be exported in this format."
+        return f"No such {view.name.lower()} exists."
+    return "There is no page at this address."
+
+
+def _model_action(request: Request, view: ModelView) -> tuple[str, str, str | None]:
+    name = _endpoint_name(request)
+    if name in ENDPOINT_ACTIONS:
+        return ENDPOINT_ACTIONS[name]
+    slug = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+    if f"/{view.identity}/action/" in request.url.path:
+        label = slug.replace("-", " ")
+        return f"{CUSTOM_ACTION_PREFIX}{slug}", f"use “{label}” on", None
+    return "edit", "change", None
+
+
+def _view_of(admin: Admin, request: Request) -> BaseView | ModelView | None:
+    identity = request.path_params.get("identity")
+    if isinstance(identity, str):
+        return next((view for view in admin.views if view.identity == identity), None)
+    # A view's own route (`@expose`, `@action`) is a bound method of the view.
+    owner = getattr(request.scope.get("endpoint"), "__self__", None)
+    return owner if isinstance(owner, BaseView | ModelView) else None
+
+
+def _endpoint_name(request: Request) -> str:
+    endpoint: Callable[..., Any] | None = request.scope.get("endpoint")
+    return str(getattr(endpoint, "__name__", ""))
+
+
+def _past(verb: str) -> str:
+    return {"see": "seen", "add": "added", "edit": "edited", "delete": "deleted", "export": "exported"}.get(
+        verb, verb
+    )
+
+
+def _phrase(status_code: int) -> str:
+    try:
+        return HTTPStatus(status_code).phrase
+    except ValueError:
+        return "Error"

@@ -1,0 +1,84 @@
+"""The sentence every write ends with: what happened, or why not.
+
+Messages reach the next page through SQLAdmin's session flash (`sqladmin.Flash`),
+never through the URL: a message in a query string can be forged by anyone who
+sends a link (and lands in access logs). templates/sqladmin/flash.html shows
+them as toasts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from sqladmin import Flash, ModelView
+from sqladmin.helpers import get_object_identifier
+from starlette.datastructures import URL
+from starlette.requests import Request
+
+LABEL_LIMIT = 80
+
+
+def record_label(view: ModelView, obj: Any) -> str:
+    """A record as its user knows it: 'Product “DEMO-00001 Kettle”', 'Order #5'."""
+    text = str(obj).strip()
+    if len(text) > LABEL_LIMIT:
+        text = text[: LABEL_LIMIT - 1] + "…"
+    if not text:
+        return f"{view.name} {get_object_identifier(obj)}"
+    if text.lower().startswith(view.name.lower() + " "):
+        return text  # "Order #5" names itself
+    return f"{view.name} “{text}”"
+
+
+def succeeded(request: Request, message: str) -> None:
+    """What a write did, shown on the next page."""
+    Flash.success(request, message)
+    _keep(request)
+
+
+def refused(request: Request, reason: str) -> None:
+    """A write that did not happen, with the reason (already fit for this user to read)."""
+    Flash.error(request, reason)
+    _keep(request)
+
+
+def _keep(request: Request) -> None:
+    # SQLAdmin appends a second message to the list already in the session, which Starlette's
+    # Session does not see as a change: without this the cookie keeps only the first message.
+    request.session.update()
+
+
+def created(request: Request, view: ModelView, obj: Any) -> None:
+    succeeded(request, f"{record_label(view, obj)} was created.")
+
+
+def saved(request: Request, view: ModelView, obj: Any) -> None:
+    succeeded(request, f"{record_label(view, obj)} was saved.")
+
+
+def moved_to_trash(request: Request, view: ModelView, objs: Sequence[Any]) -> None:
+    if len(objs) == 1:
+        text = f"{record_label(view, objs[0])} was moved to the trash, where it can be restored."
+    else:
+        text = f"{len(objs)} {view.name_plural.lower()} were moved to the trash, where they can be restored."
+    succeeded(request, text)
+
+
+def bulk_done(request: Request, view: ModelView, count: int, done: str) -> None:
+    """After a bulk action: '3 products were marked active.'"""
+    noun = view.name.lower() if count == 1 else view.name_plural.lower()
+    verb = "was" if count == 1 else "were"
+    succeeded(request, f"{count} {noun} {verb} {done}.")
+
+
+def back_to(request: Request, page: URL) -> str:
+    """`page` as the user last saw it (its search and filters, from the Referer), else `page` itself.
+
+    Only a Referer on this host and on `page`'s own path is followed, so it can never lead elsewhere.
+    """
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc == page.netloc and referer.path == page.path:
+        return urlunsplit(("", "", referer.path, referer.query, ""))
+    return str(page)

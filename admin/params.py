@@ -1,0 +1,97 @@
+"""Values from a request's URL or form, through the one parser in `backend.values`.
+
+A malformed query parameter is a 400 with a sentence saying what is wrong; an
+id in the path or in an id list that cannot name a record is a 404. No view
+parses numbers, ids or dates on its own.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from backend.values import InvalidValue, TooManyValues, parse_date, parse_id, parse_id_list, parse_int
+
+NOT_FOUND = "No such record."
+
+
+def query_int(request: Request, name: str, *, default: int, minimum: int, maximum: int) -> int:
+    """The whole number in `?name=`, `default` when absent or empty; 400 when malformed or out of range."""
+    value = query_optional_int(request, name, minimum=minimum, maximum=maximum)
+    return default if value is None else value
+
+
+def query_optional_int(request: Request, name: str, *, minimum: int, maximum: int) -> int | None:
+    """Like `query_int`, but None when the parameter is absent or empty."""
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        return parse_int(raw, minimum=minimum, maximum=maximum, name=name)
+    except InvalidValue as exc:
+        raise HTTPException(status_code=400, detail=exc.message) from exc
+
+
+def query_id(request: Request, name: str) -> int | None:
+    """A record id in `?name=` (e.g. `before=` or a filter), None when absent; 400 when malformed."""
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        return parse_id(raw, name=name)
+    except InvalidValue as exc:
+        raise HTTPException(status_code=400, detail=exc.message) from exc
+
+
+def query_date(request: Request, name: str) -> date | None:
+    """A YYYY-MM-DD date in `?name=`, None when absent or empty; 400 when malformed."""
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        return parse_date(raw, name=name)
+    except InvalidValue as exc:
+        raise HTTPException(status_code=400, detail=exc.message) from exc
+
+
+def id_or_404(text: str) -> int:
+    """An id that names a record (from a path or an id list); 404 when it cannot be one."""
+    try:
+        return parse_id(text)
+    except InvalidValue as exc:
+        raise HTTPException(status_code=404, detail=NOT_FOUND) from exc
+
+
+def path_id(request: Request, name: str = "pk") -> int:
+    """The record id in the path; 404 when it cannot name a record."""
+    return id_or_404(str(request.path_params.get(name, "")))
+
+
+def query_ids(request: Request, name: str = "pks") -> list[int]:
+    """The ids in `?pks=1,2,3`: 400 when none are given, 404 when one cannot name a record."""
+    raw = request.query_params.get(name, "")
+    try:
+        ids = parse_id_list(raw)
+    except TooManyValues as exc:
+        raise HTTPException(status_code=400, detail=exc.message) from exc
+    except InvalidValue as exc:
+        raise HTTPException(status_code=404, detail=NOT_FOUND) from exc
+    if not ids:
+        raise HTTPException(status_code=400, detail="Select at least one record.")
+    return ids
+
+
+def form_int(form: FormData, name: str, *, minimum: int, maximum: int) -> int | None:
+    """A whole number from a submitted form field; None when absent or empty, 400 when malformed."""
+    raw = form.get(name)
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise HTTPException(status_code=400, detail=f"{name} must be a whole number.")
+    try:
+        return parse_int(raw, minimum=minimum, maximum=maximum, name=name)
+    except InvalidValue as exc:
+        raise HTTPException(status_code=400, detail=exc.message) from exc
