@@ -53,7 +53,8 @@ class CustodianModelView(ModelView):
 
     def __init__(self) -> None:
         # Before SQLAdmin's __init__, which builds the list, details and form labels from `column_labels`.
-        names = [attribute.key for attribute in sa_inspect(self.model).attrs]
+        mapper: Any = sa_inspect(self.model)
+        names = [str(attribute.key) for attribute in mapper.attrs]
         type(self).column_labels = default_labels(names, type(self).column_labels)
         super().__init__()
 

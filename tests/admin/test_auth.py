@@ -411,3 +411,11 @@ async def test_a_megabyte_password_is_a_failed_sign_in(app: Starlette, session: 
             assert response.status_code == 400
             assert "A password has at most 1024 characters." in response.text
         assert (await sign_in(client, user.username)).status_code == 302
+
+
+async def test_login_page_does_not_echo_a_hostile_next(app: Starlette) -> None:
+    async with client_for(app) as client:
+        page = await client.get("/admin/login", params={"next": "/admin/%2e%2e/%2e%2e/phish"})
+        assert page.status_code == 200 and "phish" not in page.text
+        kept = await client.get("/admin/login", params={"next": "/admin/user/list"})
+        assert 'value="/admin/user/list"' in kept.text

@@ -33,7 +33,7 @@ async def wait_until_shown(page: Page, modal_id: str) -> None:
 async def delete_from_the_list(page: Page, pk: str) -> None:
     """Confirm the open delete modal, then watch the row leave the reloaded list."""
     await wait_until_shown(page, "modal-delete")
-    await expect(page.locator("#modal-delete-text")).to_contain_text(pk)
+    await expect(page.locator("#modal-delete-subject")).to_contain_text(f"{pk} will be moved to the trash")
     async with page.expect_response(lambda response: response.request.method == "DELETE") as deleted:
         await page.click("#modal-delete-button")  # jQuery DELETE with the X-CSRF-Token header
     assert (await deleted.value).status == 200
@@ -133,7 +133,7 @@ async def test_manager_deletes_an_order_then_restores_it_from_the_trash(sign_in:
     await manager.shot("trash")
     await page.locator(f"tr[data-pk='{order_id}'] .restore-button").click()
     await page.wait_for_load_state("networkidle")
-    await expect(page.locator("#trash-message")).to_contain_text(f"Restored order {order_id}.")
+    await expect(page.locator("#flash-messages")).to_contain_text(f"Order {order_id} was restored.")
     assert await manager.goto(f"/admin/order/details/{order_id}") == 200
     assert manager.console_errors == []
 
