@@ -24,11 +24,17 @@ REQUEST_ID_HEADER = "X-Request-ID"
 UNAVAILABLE_MESSAGE = "The database is unavailable right now. Please try again in a moment."
 INTERNAL_MESSAGE = "Something went wrong on our side. The error has been logged."
 
+# Rendered without templates or the database (they may be what failed), in the admin's own style.
+# 4xx pages of the admin are rendered inside its layout instead (admin/error_pages.py).
 _PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto;">
-<h1>{title}</h1><p>{message}</p>{extra}
-<p><a href="/admin/">Back to the admin</a></p></body></html>"""
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title><link rel="stylesheet" href="/admin/statics/css/tabler.min.css"></head>
+<body><div class="page page-center"><div class="container-tight py-4"><div class="card"><div class="card-body">
+<div class="text-muted mb-1">Error {status_code}</div>
+<h2 class="card-title" id="error-title">{title}</h2><p id="error-message">{message}</p>{extra}
+<a class="btn" href="/admin/">Back to the admin</a>
+</div></div></div></div></body></html>"""
 
 
 class RequestIdMiddleware:
@@ -67,7 +73,9 @@ def error_response(
     request: Request, status_code: int, title: str, message: str, *, extra: str = ""
 ) -> Response:
     if _wants_html(request):
-        body = _PAGE.format(title=html.escape(title), message=html.escape(message), extra=extra)
+        body = _PAGE.format(
+            status_code=status_code, title=html.escape(title), message=html.escape(message), extra=extra
+        )
         return HTMLResponse(body, status_code=status_code)
     return JSONResponse({"error": title, "detail": message}, status_code=status_code)
 

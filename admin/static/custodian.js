@@ -23,7 +23,7 @@
       showDeleteError("");
     });
     window.jQuery(document).on("hidden.bs.modal", "#modal-delete", function () {
-      window.jQuery("#modal-delete-button").removeAttr("data-url").prop("disabled", false);
+      window.jQuery("#modal-delete-button").removeAttr("data-url").removeAttr("aria-busy");
     });
 
     // The modal's button: our handler replaces SQLAdmin's (which writes an error page over the
@@ -35,8 +35,9 @@
       event.preventDefault();
       event.stopPropagation();
       var url = button.getAttribute("data-url");
-      if (!url || button.disabled) { return; }
-      button.disabled = true;
+      // Busy, not disabled: a disabled button drops the focus, and with it the modal's Escape key.
+      if (!url || button.getAttribute("aria-busy") === "true") { return; }
+      button.setAttribute("aria-busy", "true");
       showDeleteError("");
       window.jQuery.ajax({ url: url, method: "DELETE", headers: { Accept: "text/plain" } })
         .done(function (target) {
@@ -49,7 +50,7 @@
         })
         .fail(function (request) {
           showDeleteError(refusalText(request));
-          button.disabled = false;
+          button.removeAttribute("aria-busy");
         });
     }, true);
   }

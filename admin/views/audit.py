@@ -83,7 +83,7 @@ class TrashView(BaseView):
         days = query_optional_int(request, "days", minimum=1, maximum=MAX_TRASH_DAYS)
         page = query_int(request, "page", default=1, minimum=1, maximum=MAX_TRASH_PAGE)
         status_code = 200
-        async with unit_of_work(_database(self), current_actor(request)) as uow:
+        async with unit_of_work(_database(self), current_actor(request), writes=False) as uow:
             trash = Trash(uow)
             try:
                 items, has_next = await trash.list(
@@ -170,7 +170,7 @@ class AuditLogView(BaseView):
     async def audit_log(self, request: Request) -> Response:
         filters = self._filters(request)
         before = query_id(request, "before")
-        async with unit_of_work(_database(self), current_actor(request)) as uow:
+        async with unit_of_work(_database(self), current_actor(request), writes=False) as uow:
             entries = await AuditLog(uow).search(filters, before_id=before, limit=PAGE_SIZE + 1)
         has_next = len(entries) > PAGE_SIZE
         entries = entries[:PAGE_SIZE]
@@ -206,7 +206,7 @@ class AuditLogView(BaseView):
 
         async def rows() -> AsyncIterator[str]:
             yield csv_line(columns)
-            async with unit_of_work(database, actor) as uow:
+            async with unit_of_work(database, actor, writes=False) as uow:
                 async for entry in AuditLog(uow).stream(filters):
                     values: list[Any] = [getattr(entry, column) for column in columns[:-1]]
                     yield csv_line([*values, json.dumps(entry.changes, ensure_ascii=False, sort_keys=True)])
@@ -235,7 +235,7 @@ class HistoryView(BaseView):
     async def history(self, request: Request) -> Response:
         table, pk = request.path_params["model"], str(path_id(request))
         try:
-            async with unit_of_work(_database(self), current_actor(request)) as uow:
+            async with unit_of_work(_database(self), current_actor(request), writes=False) as uow:
                 entries = await AuditLog(uow).history(table, pk, include_children=True)
         except AppError as exc:
             raise HTTPException(status_code=_status_for(exc), detail=exc.message) from exc

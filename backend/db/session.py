@@ -54,9 +54,11 @@ def _postgres_engine(settings: Settings, url: URL, *, for_migrations: bool) -> A
         "server_settings": {"application_name": "custodian"},
     }
     if for_migrations:
-        return create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
+        return create_async_engine(url, poolclass=NullPool, connect_args=connect_args, hide_parameters=True)
     return create_async_engine(
         url,
+        # Parameters are customers' data and password hashes: never in an error message or log line.
+        hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
@@ -71,6 +73,7 @@ def _sqlite_engine(settings: Settings, url: URL, *, foreign_keys: bool) -> Async
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
         url,
+        hide_parameters=True,
         connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
         poolclass=None if foreign_keys else NullPool,
     )

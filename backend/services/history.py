@@ -16,6 +16,7 @@ from backend.errors import NotFound, PermissionDenied
 from backend.models import AuditEntry, User
 from backend.services.masking import label_for, shown_changes, shown_label
 from backend.services.registry import service_for, soft_deletable_tables
+from backend.values import is_id_text
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class AuditLog:
         found: list[AuditEntry] = []
         for child_table, key in getattr(model, "__history_children__", {}).items():
             child = service_for(child_table).model
-            if not object_id.isdigit() or (
+            if not is_id_text(object_id) or (
                 not self.actor.has_perm(f"{child_table}.view") and not self.actor.has_perm("audit.view")
             ):
                 continue
