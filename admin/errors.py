@@ -30,7 +30,8 @@ _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title><link rel="stylesheet" href="/admin/statics/css/tabler.min.css"></head>
-<body><div class="page page-center"><div class="container-tight py-4"><div class="card"><div class="card-body">
+<body><div class="page page-center"><div class="container-tight py-4">
+<div class="card"><div class="card-body">
 <div class="text-muted mb-1">Error {status_code}</div>
 <h2 class="card-title" id="error-title">{title}</h2><p id="error-message">{message}</p>{extra}
 <a class="btn" href="/admin/">Back to the admin</a>
