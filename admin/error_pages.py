@@ -55,6 +55,7 @@ def install_error_pages(admin: Admin) -> None:
         if (
             current_actor(request).user_id is None
             and request.method == "GET"
+            and "/statics/" not in request.url.path
             and admin.authentication_backend
         ):
             # An address no route matches was never authenticated: look the session up for the menu.

@@ -138,7 +138,6 @@ class TrashView(BaseView):
         return RedirectResponse(outcomes.back_to(request, trash_page), status_code=303)
 
 
-
 class AuditLogView(BaseView):
     """Who changed what: searchable, paged without OFFSET, exportable as CSV."""
 
@@ -240,5 +239,7 @@ class HistoryView(BaseView):
         except AppError as exc:
             raise HTTPException(status_code=_status_for(exc), detail=exc.message) from exc
         own = [entry for entry in entries if entry.model == table]
-        context = {"entries": entries, "model": table, "pk": pk, "label": own[-1].object_repr}
+        # A record loaded in bulk (seed, fixtures) has no entries yet: its history is empty, not missing.
+        label = own[-1].object_repr if own else f"{table.replace('_', ' ')} {pk}"
+        context = {"entries": entries, "model": table, "pk": pk, "label": label}
         return await self.templates.TemplateResponse(request, "custodian/history.html", context)

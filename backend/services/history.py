@@ -14,6 +14,7 @@ from backend.auth.actor import Actor
 from backend.db.uow import UnitOfWork
 from backend.errors import NotFound, PermissionDenied
 from backend.models import AuditEntry, User
+from backend.repositories.base import Repository
 from backend.services.masking import label_for, shown_changes, shown_label
 from backend.services.registry import service_for, soft_deletable_tables
 from backend.values import is_id_text
@@ -125,11 +126,18 @@ class AuditLog:
             .order_by(AuditEntry.id)
         )
         entries = list((await self.session.execute(stmt)).scalars())
-        if not entries:
+        if not entries and not await self._exists(service.model, object_id):
             raise NotFound(f"No history for {table} {object_id}.")
         if include_children:
             entries = sorted([*entries, *await self._children(service.model, object_id)], key=lambda e: e.id)
         return [AuditRecord.shown_to(self.actor, entry) for entry in entries]
+
+    async def _exists(self, model: Any, object_id: str) -> bool:
+        """Whether the record is there, live or in the trash: rows loaded in bulk have no entries yet."""
+        if not is_id_text(object_id):
+            return False
+        found = await Repository(self.session, model).get(int(object_id), include_deleted=True)
+        return found is not None
 
     async def _children(self, model: Any, object_id: str) -> list[AuditEntry]:
         found: list[AuditEntry] = []

@@ -37,6 +37,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from admin.app import create_app
 from backend.auth.actor import Actor
@@ -45,7 +46,7 @@ from backend.db.session import Database
 from backend.db.uow import unit_of_work
 from backend.models import AuditEntry, OrderStatus, Permission, ProductStatus, Tag
 from backend.services.customers import CustomerService
-from tests.admin.conftest import client_for, sign_in
+from tests.admin.conftest import sign_in
 from tests.factories import (
     make_category,
     make_customer,
@@ -71,6 +72,7 @@ TRASH_ROWS = 105  # the trash and the audit log show 50 a page: three pages
 AUDIT_ROWS = 105
 FORM_SUBMISSIONS = 6  # per GET form: as shown, then some other choices
 EXPORT_CHECKS = 2  # per list
+MAX_PAGES_WALKED = 20  # to collect a list's ids for comparing with its export
 
 
 # Parsing ----------------------------------------------------------------------
@@ -264,6 +266,31 @@ def with_params(url: str, **params: str) -> str:
 # Crawling -------------------------------------------------------------------------
 
 
+class EscapedErrors:
+    """ASGI wrapper for tests: remembers every exception that escapes the app.
+
+    Starlette answers a failure with a 500 and raises it again; a failure
+    after a streamed response has started (a CSV export) cannot change the
+    status any more, so the client sees a 200 and a cut-off body. The test
+    client swallows both; this keeps them.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.errors: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            self.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+            raise
+
+    def take(self) -> list[str]:
+        taken, self.errors = self.errors, []
+        return taken
+
+
 @dataclass
 class Visit:
     url: str
@@ -273,6 +300,7 @@ class Visit:
     content_type: str
     body: str
     location: str
+    escaped: list[str]  # exceptions that escaped the app while answering
 
 
 @dataclass
@@ -289,8 +317,11 @@ class Crawl:
 
 
 class Crawler:
-    def __init__(self, client: httpx.AsyncClient, *, per_group: int, max_requests: int) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, escaped: EscapedErrors, *, per_group: int, max_requests: int
+    ) -> None:
         self.client = client
+        self.escaped = escaped
         self.per_group = per_group
         self.max_requests = max_requests
         self.crawl = Crawl()
@@ -310,6 +341,7 @@ class Crawler:
             content_type=response.headers.get("content-type", ""),
             body=response.text,
             location=response.headers.get("location", ""),
+            escaped=self.escaped.take(),
         )
         self.crawl.visits.append(visit)
         return visit
@@ -377,7 +409,7 @@ class Crawler:
             return
         self.export_checks[path] += 1
         ids, current, pages = list(page.row_ids), page, 1
-        while current.next_href and pages < 10:
+        while current.next_href and pages < MAX_PAGES_WALKED:
             next_url = resolve(current.next_href, visit.url)
             if next_url is None:
                 break
@@ -387,6 +419,9 @@ class Crawler:
             current = parse_page(walked.body)
             ids.extend(current.row_ids)
             pages += 1
+        if current.next_href and pages >= MAX_PAGES_WALKED:
+            self.crawl.export_problems.append(f"{visit.url} has over {pages} pages: seed fewer rows")
+            return
         for href in exports:
             export_url = resolve(href, visit.url)
             if export_url is None:
@@ -396,9 +431,7 @@ class Crawler:
                 self.crawl.exports_checked += 1
                 problem = compare_export(exported.body, ids)
                 if problem:
-                    self.crawl.export_problems.append(
-                        f"{export_url} (the export on {visit.url}): {problem}"
-                    )
+                    self.crawl.export_problems.append(f"{export_url} (the export on {visit.url}): {problem}")
 
 
 def compare_export(body: str, list_ids: list[str]) -> str | None:
@@ -424,8 +457,11 @@ def _numeric(value: str) -> tuple[int, str]:
     return (int(value), "") if value.isdigit() else (0, value)
 
 
-async def crawl(client: httpx.AsyncClient, *, per_group: int = 2, max_requests: int = 600) -> Crawl:
-    return await Crawler(client, per_group=per_group, max_requests=max_requests).run()
+async def crawl(
+    client: httpx.AsyncClient, escaped: EscapedErrors, *, per_group: int = 2, max_requests: int = 600
+) -> Crawl:
+    """Crawl as `client`'s user; `escaped` wraps the app the client talks to."""
+    return await Crawler(client, escaped, per_group=per_group, max_requests=max_requests).run()
 
 
 # What a crawl found wrong ---------------------------------------------------------
@@ -439,6 +475,10 @@ def failures(result: Crawl, *, hidden_values: Iterable[str] = ()) -> list[str]:
         where = f"{visit.url} (from {visit.source}, {visit.kind})"
         if visit.status >= 500:
             found.append(f"{visit.status} at {where}")
+        elif visit.escaped:
+            found.append(
+                f"{visit.status} with an exception after the response started at {where}: {visit.escaped}"
+            )
         if "Traceback" in visit.body:
             found.append(f"a traceback in the body of {where}")
         if visit.kind == "menu" and (visit.status != 200 or not visit.content_type.startswith("text/html")):
@@ -492,13 +532,18 @@ class SeededSite:
     sessions: async_sessionmaker[AsyncSession]
     pii_values: list[str]
     every_view_role: str  # `view` on every model and page, no `customer.view_pii`
+    escaped: EscapedErrors = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.escaped = EscapedErrors(self.app)
 
     async def client(self, *, roles: Iterable[str] = (), superuser: bool = False) -> httpx.AsyncClient:
         """A new client signed in as a new user with `roles` (close it when done)."""
         async with self.sessions() as session:
             user = await make_user(session, roles=list(roles), is_superuser=superuser)
             await session.commit()
-        client = client_for(self.app)
+        transport = httpx.ASGITransport(app=self.escaped, raise_app_exceptions=False)
+        client = httpx.AsyncClient(transport=transport, base_url=ORIGIN)
         response = await sign_in(client, user.username)
         assert response.status_code == 302, f"cannot sign in as {roles or 'superuser'}: {response.text[:300]}"
         return client
@@ -563,7 +608,8 @@ async def seed(session: AsyncSession, database: Database) -> tuple[list[str], st
     role = await make_role(session, name=unique("every-view-no-pii-"), permissions=view_codenames)
     now = datetime.now(UTC)
     deleted = [
-        Tag(name=unique("deleted tag "), deleted_at=now - timedelta(minutes=index)) for index in range(TRASH_ROWS)
+        Tag(name=unique("deleted tag "), deleted_at=now - timedelta(minutes=index))
+        for index in range(TRASH_ROWS)
     ]
     session.add_all(deleted)
     await session.flush()
@@ -605,7 +651,9 @@ async def _audited_customers(database: Database, marker: str) -> list[str]:
             if index == 101:
                 new_email, new_phone, new_address = _pii(marker, index + 100)
                 values += [new_email, new_phone, new_address]
-                await service.update(customer.id, {"email": new_email, "phone": new_phone, "address": new_address})
+                await service.update(
+                    customer.id, {"email": new_email, "phone": new_phone, "address": new_address}
+                )
             if index == 102:
                 await service.delete(customer.id)
         await uow.commit()

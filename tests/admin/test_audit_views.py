@@ -338,3 +338,21 @@ async def test_the_trash_refuses_an_item_of_an_order_still_in_the_trash(
     )
     assert f'data-model="order_item" data-pk="{item_id}"' in page.text  # still in the trash
     assert (await manager.get(f"/admin/order-item/details/{item_id}")).status_code == 404
+
+
+async def test_a_record_without_entries_has_an_empty_history_not_a_missing_one(
+    new_client: ClientFactory, session: AsyncSession
+) -> None:
+    """Rows loaded in bulk have no audit entries; the History button on their page must still open."""
+    product = await make_product(session)
+    await session.commit()
+    recorded = select(AuditEntry).where(
+        AuditEntry.model == "product", AuditEntry.object_id == str(product.id)
+    )
+    assert not (await session.scalars(recorded)).all()
+    client = await new_client(roles=["viewer"])
+    page = await client.get(f"/admin/history/product/{product.id}")
+    assert page.status_code == 200
+    assert 'id="history-empty"' in page.text
+    missing = await client.get("/admin/history/product/987654321")
+    assert missing.status_code == 404

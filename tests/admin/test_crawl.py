@@ -61,7 +61,7 @@ async def test_crawl_finds_nothing_broken(role: str, site: SeededSite) -> None:
     else:
         client = await site.client(roles=[site.every_view_role if role == EVERY_VIEW_NO_PII else role])
     try:
-        result = await crawl(client)
+        result = await crawl(client, site.escaped)
     finally:
         await client.aclose()
     print(summary(role, result))

@@ -206,10 +206,12 @@ def plan(routes: Iterable[Route]) -> list[Probe]:
     return list(probes.values())
 
 
-def problem(response: httpx.Response, probe: Probe) -> str | None:
+def problem(response: httpx.Response, probe: Probe, escaped: list[str]) -> str | None:
     where = f"GET {probe.url[:160]} ({probe.what})"
     if response.status_code >= 500:
         return f"{response.status_code} at {where}: {_first_line(response.text)}"
+    if escaped:
+        return f"{response.status_code} with an exception after the response started at {where}: {escaped}"
     if "Traceback" in response.text:
         return f"a traceback at {where}"
     if probe.path_id and response.status_code < 300:
@@ -238,7 +240,7 @@ async def target(engine: AsyncEngine, settings: Settings) -> AsyncIterator[Targe
     async with seeded_site(engine, settings) as site:
         client = await site.client(superuser=True)
         try:
-            result = await crawl(client)
+            result = await crawl(client, site.escaped)
             print(summary("superuser (for the fuzzer)", result))
             yield Target(site, client, result, routes_of(result))
         finally:
@@ -266,7 +268,7 @@ async def test_hostile_query_values_and_path_ids_never_5xx(target: Target) -> No
     found = []
     for probe in probes:
         response = await target.client.get(probe.url)
-        issue = problem(response, probe)
+        issue = problem(response, probe, target.site.escaped.take())
         if issue:
             found.append(issue)
     print(
@@ -274,7 +276,9 @@ async def test_hostile_query_values_and_path_ids_never_5xx(target: Target) -> No
         f"{time.perf_counter() - began:.1f}s ({time.process_time() - cpu:.1f}s CPU)"
     )
     still = await target.client.get("/admin/")
-    assert still.status_code == 200, "the fuzzer's session ended on the way: the requests after it proved nothing"
+    assert still.status_code == 200, (
+        "the fuzzer's session ended on the way: the requests after it proved nothing"
+    )
     assert not found, f"{len(found)} hostile requests went wrong:\n" + "\n".join(found)
 
 
@@ -300,8 +304,9 @@ async def test_random_search_and_filter_text_never_5xx(target: Target, data: st.
     assert fields, "the crawl found no search or filter parameter"
     name, example = data.draw(st.sampled_from(fields), label="parameter")
     value = data.draw(FREE_TEXT, label="value")
-    response = await target.client.get(with_params(example, **{name: value}))
-    issue = problem(response, Probe(with_params(example, **{name: value}), f"{name}={value!r}"))
+    probe = Probe(with_params(example, **{name: value}), f"{name}={value!r}")
+    response = await target.client.get(probe.url)
+    issue = problem(response, probe, target.site.escaped.take())
     assert issue is None, issue
 
 
@@ -339,7 +344,10 @@ async def test_hostile_ids_in_writes_answer_4xx(target: Target) -> None:
         )
         # A bulk action answers a form post: back to the list with a message is fine too.
         redirected = "/action/" in url and response.status_code in (302, 303)
-        if not (400 <= response.status_code < 500 or redirected) or "Traceback" in response.text:
-            found.append(f"{method} {url[:160]} -> {response.status_code}: {_first_line(response.text)}")
+        escaped = target.site.escaped.take()
+        if not (400 <= response.status_code < 500 or redirected) or "Traceback" in response.text or escaped:
+            found.append(
+                f"{method} {url[:160]} -> {response.status_code}: {escaped or _first_line(response.text)}"
+            )
     print(f"{count} hostile writes in {time.perf_counter() - began:.1f}s")
     assert not found, f"{len(found)} writes with hostile ids did not answer 4xx:\n" + "\n".join(found)

@@ -88,7 +88,7 @@ async def test_a_refused_restore_says_why(new_client: ClientFactory, session: As
     )
     page = await next_page(manager, response)
     assert any("MSG-CLASH already exists" in text for text in toasts(page))
-    assert 'text-bg-danger' in page
+    assert "text-bg-danger" in page
 
 
 async def test_create_and_save_say_what_happened(new_client: ClientFactory, session: AsyncSession) -> None:
@@ -151,7 +151,9 @@ async def test_a_bulk_action_counts_what_it_changed(new_client: ClientFactory, s
     path = f"/admin/product/action/mark-archived?pks={first.id},{second.id}"
     archived = await editor.post(path, headers={"X-CSRF-Token": token})
     assert toasts(await next_page(editor, archived)) == ["2 products were archived."]
-    one = await editor.post(f"/admin/product/action/mark-active?pks={first.id}", headers={"X-CSRF-Token": token})
+    one = await editor.post(
+        f"/admin/product/action/mark-active?pks={first.id}", headers={"X-CSRF-Token": token}
+    )
     assert toasts(await next_page(editor, one)) == ["1 product was marked active."]
 
 
@@ -174,7 +176,10 @@ async def test_a_bulk_action_returns_only_to_its_own_list(
     await session.commit()
     response = await editor.post(
         f"/admin/product/action/mark-draft?pks={product.id}",
-        headers={"X-CSRF-Token": await page_token(editor), "Referer": "http://testserver/admin/user/list?x=1"},
+        headers={
+            "X-CSRF-Token": await page_token(editor),
+            "Referer": "http://testserver/admin/user/list?x=1",
+        },
     )
     assert response.headers["location"] == "http://testserver/admin/product/list"
 

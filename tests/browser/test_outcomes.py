@@ -80,7 +80,9 @@ async def test_a_refusal_page_keeps_the_menu_and_says_what_is_missing(sign_in: A
     viewer = await sign_in("viewer")
     page = viewer.page
     assert await viewer.goto("/admin/product/create") == 403
-    await expect(page.locator("#error-message")).to_have_text("You need the permission product.add to add products.")
+    await expect(page.locator("#error-message")).to_have_text(
+        "You need the permission product.add to add products."
+    )
     await expect(page.locator("#navbar-menu")).to_be_visible()
     await expect(page.locator("#navbar-menu")).not_to_contain_text("Accounts")  # nothing in it opens
     await viewer.shot("error-page")
