@@ -12,12 +12,12 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from sqladmin.authentication import AuthenticationBackend
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from admin.csrf import csrf_failure, rotate_csrf_token
-from admin.errors import error_response
 from admin.security import SecurityHeadersMiddleware
 from backend.auth.actor import Actor
 from backend.config import Settings
@@ -152,7 +152,9 @@ class CustodianAuthentication(AuthenticationBackend):
         request.state.actor = actor
         problem = await csrf_failure(request)
         if problem:
-            return error_response(request, 403, "Forbidden", problem)
+            # Raised, not returned: the admin's error page shows it inside the layout, and the
+            # delete modal reads the sentence from it.
+            raise HTTPException(status_code=403, detail=problem)
         return True
 
     async def get_user_id(self, request: Request) -> Any:

@@ -316,6 +316,8 @@ async def test_csrf_is_required_for_every_write(new_client: ClientFactory, sessi
     for method, path, data in writes:
         missing = await client.request(method, path, data=data)
         assert missing.status_code == 403, (method, path)
+        # The refusal says why, inside the admin (menu included), not on a bare page.
+        assert "security token" in missing.text and "data-sqladmin-menu" in missing.text, (method, path)
         foreign = await client.request(method, path, data=data, headers={"X-CSRF-Token": foreign_token})
         assert foreign.status_code == 403, (method, path)
     await session.refresh(target)
