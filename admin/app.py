@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from admin.diagnostics import StatementCountMiddleware, count_statements
 from admin.errors import RequestIdMiddleware, install_error_handlers
+from admin.input_guard import NulGuardMiddleware
 from admin.site import CustodianAdmin
 from admin.views.accounts import RoleAdmin, UserAdmin
 from admin.views.audit import AuditLogView, HistoryView, TrashView
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         ],
         middleware=[
             Middleware(RequestIdMiddleware),
+            Middleware(NulGuardMiddleware),
             *([Middleware(StatementCountMiddleware)] if settings.debug_sql_header else []),
         ],
         lifespan=lifespan,

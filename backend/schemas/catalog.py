@@ -2,15 +2,16 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from backend.models.catalog import ProductStatus
+from backend.schemas.base import Input
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 MAX_PRICE = Decimal("9999999999.99")
 
 
-class _Input(BaseModel):
+class _Input(Input):
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
 

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
+from backend.schemas.base import Input
 from backend.schemas.user import _check_email
 
 
-class CustomerCreate(BaseModel):
+class CustomerCreate(Input):
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
@@ -16,7 +17,7 @@ class CustomerCreate(BaseModel):
     _email = field_validator("email")(_check_email)
 
 
-class CustomerUpdate(BaseModel):
+class CustomerUpdate(Input):
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)

@@ -2,19 +2,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from backend.models.orders import OrderStatus
+from backend.schemas.base import Input
 
 
-class OrderItemInput(BaseModel):
+class OrderItemInput(Input):
     model_config = ConfigDict(extra="forbid")
 
     product_id: int = Field(gt=0)
     quantity: int = Field(gt=0, le=1_000_000)
 
 
-class OrderCreate(BaseModel):
+class OrderCreate(Input):
     model_config = ConfigDict(extra="forbid")
 
     customer_id: int = Field(gt=0)
@@ -23,7 +24,7 @@ class OrderCreate(BaseModel):
     items: list[OrderItemInput] = Field(default_factory=list, max_length=500)
 
 
-class OrderUpdate(BaseModel):
+class OrderUpdate(Input):
     model_config = ConfigDict(extra="forbid")
 
     customer_id: int | None = Field(default=None, gt=0)
@@ -31,7 +32,7 @@ class OrderUpdate(BaseModel):
     placed_at: datetime | None = None
 
 
-class OrderItemCreate(BaseModel):
+class OrderItemCreate(Input):
     model_config = ConfigDict(extra="forbid")
 
     order_id: int = Field(gt=0)
@@ -39,7 +40,7 @@ class OrderItemCreate(BaseModel):
     quantity: int = Field(gt=0, le=1_000_000)
 
 
-class OrderItemUpdate(BaseModel):
+class OrderItemUpdate(Input):
     model_config = ConfigDict(extra="forbid")
 
     quantity: int | None = Field(default=None, gt=0, le=1_000_000)

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from backend.schemas.base import Input
 
 ROLE_NAME_PATTERN = r"^[\w .-]+$"
 
 
-class RoleCreate(BaseModel):
+class RoleCreate(Input):
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
     name: str = Field(min_length=1, max_length=80, pattern=ROLE_NAME_PATTERN)
@@ -13,7 +15,7 @@ class RoleCreate(BaseModel):
     permissions: list[str] = Field(default_factory=list, description="Permission codenames")
 
 
-class RoleUpdate(BaseModel):
+class RoleUpdate(Input):
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=80, pattern=ROLE_NAME_PATTERN)

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from backend.auth.passwords import MAX_PASSWORD_LENGTH
 from backend.models.user import EMAIL_MAX_LENGTH, USERNAME_MAX_LENGTH
+from backend.schemas.base import Input
 
 USERNAME_PATTERN = r"^[\w.@+-]+$"
 
@@ -14,7 +15,7 @@ def _check_email(value: str | None) -> str | None:
     return value
 
 
-class UserCreate(BaseModel):
+class UserCreate(Input):
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
     username: str = Field(min_length=1, max_length=USERNAME_MAX_LENGTH, pattern=USERNAME_PATTERN)
@@ -27,7 +28,7 @@ class UserCreate(BaseModel):
     _email = field_validator("email")(_check_email)
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(Input):
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
     email: str | None = Field(default=None, max_length=EMAIL_MAX_LENGTH)

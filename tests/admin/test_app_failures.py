@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -98,10 +98,18 @@ async def test_not_ready_when_database_unreachable(down_client: httpx.AsyncClien
     assert "Cannot reach the database" in response.json()["reason"]
 
 
+def _touch(path: str) -> None:
+    Path(path).touch()
+
+
+def _exists(path: str) -> bool:
+    return Path(path).exists()
+
+
 async def test_not_ready_when_migrations_pending(fresh_url: str) -> None:
     settings = make_settings(fresh_url)
     if settings.is_sqlite:
-        Path(str(settings.url.database)).touch()  # an empty database, not a missing one
+        _touch(str(settings.url.database))  # an empty database, not a missing one
     async with client_for(build_app(settings)) as client:
         response = await client.get("/ready")
     assert response.status_code == 503
@@ -111,12 +119,12 @@ async def test_not_ready_when_migrations_pending(fresh_url: str) -> None:
 @pytest.mark.sqlite
 async def test_not_ready_and_nothing_created_when_the_sqlite_file_is_missing(fresh_url: str) -> None:
     settings = make_settings(fresh_url)
-    path = Path(str(settings.url.database))
+    path = str(settings.url.database)
     async with client_for(build_app(settings)) as client:
         response = await client.get("/ready")
     assert response.status_code == 503
     assert "does not exist" in response.json()["reason"]
-    assert not path.exists()
+    assert not _exists(path)
 
 
 async def test_admin_is_mounted(client: httpx.AsyncClient) -> None:
