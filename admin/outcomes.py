@@ -17,12 +17,19 @@ from sqladmin.helpers import get_object_identifier
 from starlette.datastructures import URL
 from starlette.requests import Request
 
+from admin.auth import current_actor
+from backend.services.masking import label_for
+
 LABEL_LIMIT = 80
 
 
-def record_label(view: ModelView, obj: Any) -> str:
-    """A record as its user knows it: 'Product “DEMO-00001 Kettle”', 'Order #5'."""
-    text = str(obj).strip()
+def record_label(request: Request, view: ModelView, obj: Any) -> str:
+    """A record as its user knows it: 'Product “DEMO-00001 Kettle”', 'Order #5'.
+
+    The label goes through the masking rule: one that would show a value this user may not
+    see becomes "customer 12".
+    """
+    text = label_for(current_actor(request), obj).strip()
     if len(text) > LABEL_LIMIT:
         text = text[: LABEL_LIMIT - 1] + "…"
     if not text:
@@ -51,16 +58,16 @@ def _keep(request: Request) -> None:
 
 
 def created(request: Request, view: ModelView, obj: Any) -> None:
-    succeeded(request, f"{record_label(view, obj)} was created.")
+    succeeded(request, f"{record_label(request, view, obj)} was created.")
 
 
 def saved(request: Request, view: ModelView, obj: Any) -> None:
-    succeeded(request, f"{record_label(view, obj)} was saved.")
+    succeeded(request, f"{record_label(request, view, obj)} was saved.")
 
 
 def moved_to_trash(request: Request, view: ModelView, objs: Sequence[Any]) -> None:
     if len(objs) == 1:
-        text = f"{record_label(view, objs[0])} was moved to the trash, where it can be restored."
+        text = f"{record_label(request, view, objs[0])} was moved to the trash, where it can be restored."
     else:
         text = f"{len(objs)} {view.name_plural.lower()} were moved to the trash, where they can be restored."
     succeeded(request, text)

@@ -217,7 +217,8 @@ class CustodianAdmin(Admin):
                 detail = f"No {model_view.name.lower()} {pk} exists. Nothing was deleted."
                 raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail=detail)
             if not await model_view.check_can_delete(request, obj):
-                detail = f"Your roles do not allow you to delete {outcomes.record_label(model_view, obj)}."
+                label = outcomes.record_label(request, model_view, obj)
+                detail = f"Your roles do not allow you to delete {label}."
                 raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=detail)
             deleted.append(obj)
         if not isinstance(model_view, ServiceModelView):

@@ -355,9 +355,10 @@ class ServiceModelView(CustodianModelView):
             return str(escape(self._call_formatter(formatter, row, column, request, accepts_request)))
         if column in self._relation_names:
             cells = []
+            actor = current_actor(request)
             for item in _as_list(value):
                 url = links.get((self._identity_for_object(item), item.id))
-                text = escape(str(item))
+                text = escape(masking.label_for(actor, item))
                 cells.append(f'<a href="{url}">{text}</a>' if url else str(text))
             return "<br>".join(cells)
         return str(escape(self._default_formatter(value.value if isinstance(value, Enum) else value)))
