@@ -5,7 +5,8 @@ SQLAdmin answers its own refusals with `HTTPException(403)` and no detail
 and reads which permission the action needs ("You need the permission
 customer.change to edit customers.") or which record does not exist ("No
 customer 99 exists."). A detail written for people by the code that raised it is
-shown as it is.
+shown as it is. No sentence repeats text from the URL that the server did not
+recognise: a link could put a phishing line there ("Call 555-0100 to unlock").
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.responses import Response
 
 from admin.auth import current_actor
 from admin.authorization import CUSTOM_ACTION_PREFIX, CustodianAuthorization
+from backend.values import InvalidValue, parse_id
 
 if TYPE_CHECKING:
     from sqladmin import Admin
@@ -43,7 +45,8 @@ ENDPOINT_ACTIONS: dict[str, tuple[str, str, str | None]] = {
 }
 # Details other code raises that say nothing a person can act on.
 GENERIC_DETAILS = {"No such record.", "Object not found."}
-PK_SHOWN = 40
+# Methods a sentence may name; any other is text the client chose.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def install_error_pages(admin: Admin) -> None:
@@ -87,7 +90,8 @@ def explain(admin: Admin, request: Request, exc: HTTPException) -> str:
     if exc.status_code == 404:
         return _missing(request, view)
     if exc.status_code == 405:
-        return f"This address does not accept {request.method} requests."
+        method = request.method if request.method in HTTP_METHODS else "such"
+        return f"This address does not accept {method} requests."
     if exc.status_code == 400:
         return "The request could not be understood. Check the address and try again."
     return _phrase(exc.status_code) + "."
@@ -121,15 +125,25 @@ def _refusal(admin: Admin, request: Request, view: BaseView | ModelView | None) 
 
 
 def _missing(request: Request, view: BaseView | ModelView | None) -> str:
-    pk = request.path_params.get("pk")
     if isinstance(view, ModelView):
-        if isinstance(pk, str) and pk:
-            shown = pk if len(pk) <= PK_SHOWN else pk[: PK_SHOWN - 1] + "…"
-            return f"No {view.name.lower()} {shown} exists."
+        record_id = _record_id(request)
+        if record_id is not None:
+            return f"No {view.name.lower()} {record_id} exists."
         if _endpoint_name(request) == "export":
             return f"{view.name_plural} cannot be exported in this format."
         return f"No such {view.name.lower()} exists."
     return "There is no page at this address."
+
+
+def _record_id(request: Request) -> int | None:
+    """The id in the path, once it parses as one; None for text no record could have as its id.
+
+    Only a parsed id is named in a sentence: other text in the URL is never repeated.
+    """
+    try:
+        return parse_id(str(request.path_params.get("pk", "")))
+    except InvalidValue:
+        return None
 
 
 def _model_action(request: Request, view: ModelView) -> tuple[str, str, str | None]:

@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.db.errors import is_database_unavailable
+from backend.errors import AppError, Conflict, NotFound, PermissionDenied
 
 logger = logging.getLogger("custodian.web")
 
@@ -60,6 +61,22 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+def status_for(exc: AppError) -> int:
+    """The HTTP status of a service's refusal, the same on every route.
+
+    A conflict about one input field (a duplicate SKU) is a problem with that
+    input, shown next to the field: 400. A conflict with the record's state
+    (a stale version, a category that still has products) is a 409.
+    """
+    if isinstance(exc, PermissionDenied):
+        return 403
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Conflict) and exc.field is None:
+        return 409
+    return 400
 
 
 def request_id(request: Request) -> str:

@@ -35,7 +35,7 @@ def record_label(request: Request, view: ModelView, obj: Any) -> str:
     if not text:
         return f"{view.name} {get_object_identifier(obj)}"
     if text.lower().startswith(view.name.lower() + " "):
-        return text  # "Order #5" names itself
+        return text[0].upper() + text[1:]  # "Order #5" names itself, as does a masked "customer 12"
     return f"{view.name} “{text}”"
 
 

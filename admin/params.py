@@ -7,15 +7,17 @@ parses numbers, ids or dates on its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
+from typing import TypeVar
 
-from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from backend.values import InvalidValue, TooManyValues, parse_date, parse_id, parse_id_list, parse_int
 
 NOT_FOUND = "No such record."
+T = TypeVar("T")
 
 
 def query_int(request: Request, name: str, *, default: int, minimum: int, maximum: int) -> int:
@@ -26,33 +28,31 @@ def query_int(request: Request, name: str, *, default: int, minimum: int, maximu
 
 def query_optional_int(request: Request, name: str, *, minimum: int, maximum: int) -> int | None:
     """Like `query_int`, but None when the parameter is absent or empty."""
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        return parse_int(raw, minimum=minimum, maximum=maximum, name=name)
-    except InvalidValue as exc:
-        raise HTTPException(status_code=400, detail=exc.message) from exc
+    return _query_value(
+        request, name, lambda raw: parse_int(raw, minimum=minimum, maximum=maximum, name=name)
+    )
 
 
 def query_id(request: Request, name: str) -> int | None:
     """A record id in `?name=` (e.g. `before=` or a filter), None when absent; 400 when malformed."""
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        return parse_id(raw, name=name)
-    except InvalidValue as exc:
-        raise HTTPException(status_code=400, detail=exc.message) from exc
+    return _query_value(request, name, lambda raw: parse_id(raw, name=name))
 
 
 def query_date(request: Request, name: str) -> date | None:
     """A YYYY-MM-DD date in `?name=`, None when absent or empty; 400 when malformed."""
+    return _query_value(request, name, lambda raw: parse_date(raw, name=name))
+
+
+def _query_value(request: Request, name: str, parse: Callable[[str], T]) -> T | None:
+    """`parse` applied to `?name=`; None when absent or empty, 400 with the parser's sentence when refused.
+
+    The sentence names the parameter, never the text: a link could put anything there.
+    """
     raw = request.query_params.get(name)
     if not raw:
         return None
     try:
-        return parse_date(raw, name=name)
+        return parse(raw)
     except InvalidValue as exc:
         raise HTTPException(status_code=400, detail=exc.message) from exc
 
@@ -82,16 +82,3 @@ def query_ids(request: Request, name: str = "pks") -> list[int]:
     if not ids:
         raise HTTPException(status_code=400, detail="Select at least one record.")
     return ids
-
-
-def form_int(form: FormData, name: str, *, minimum: int, maximum: int) -> int | None:
-    """A whole number from a submitted form field; None when absent or empty, 400 when malformed."""
-    raw = form.get(name)
-    if raw is None or raw == "":
-        return None
-    if not isinstance(raw, str):
-        raise HTTPException(status_code=400, detail=f"{name} must be a whole number.")
-    try:
-        return parse_int(raw, minimum=minimum, maximum=maximum, name=name)
-    except InvalidValue as exc:
-        raise HTTPException(status_code=400, detail=exc.message) from exc

@@ -32,12 +32,13 @@ from wtforms import Form
 from admin import outcomes
 from admin.auth import CustodianAuthentication, current_actor, next_to_keep, safe_next_url
 from admin.authorization import CustodianAuthorization
-from admin.csrf import csrf_failure, csrf_token
+from admin.csrf import SAFE_METHODS, csrf_failure, csrf_token
 from admin.error_pages import install_error_pages
-from admin.errors import install_error_handlers
+from admin.errors import install_error_handlers, status_for
 from admin.forms import VERSION_FIELD, missing_version, parse_version
 from admin.keyset import ListChanged
 from admin.params import query_ids
+from admin.relations import bind_form_labels, relation_label
 from admin.views.base import ServiceModelView
 from backend.config import Settings
 from backend.db.session import Database
@@ -64,6 +65,7 @@ class CustodianAdmin(Admin):
         )
         self.templates.env.globals["csrf_token"] = csrf_token
         self.templates.env.globals["current_actor"] = current_actor
+        self.templates.env.globals["relation_label"] = relation_label
         for route in self.admin.router.routes:
             if isinstance(route, Route) and route.name == "logout":
                 route.methods = {"GET", "HEAD", "POST"}
@@ -92,7 +94,7 @@ class CustodianAdmin(Admin):
 
     async def login(self, request: Request) -> Response:
         next_url = next_to_keep(request, request.query_params.get("next"))
-        if request.method == "GET":
+        if request.method in SAFE_METHODS:  # HEAD is a GET without the body
             return await self._login_page(request, next_url=next_url)
         form = await request.form()
         next_url = next_to_keep(request, _text(form, "next"))
@@ -145,12 +147,12 @@ class CustodianAdmin(Admin):
         form_class = await model_view.scaffold_form(model_view._form_create_rules)
         context = {**await model_view.create_context(request), "model_view": model_view}
         template = model_view.create_template
-        if request.method == "GET":
-            context["form"] = form_class()
+        if request.method in SAFE_METHODS:  # HEAD is a GET without the body
+            context["form"] = bind_form_labels(form_class(), request)
             return await self.templates.TemplateResponse(request, template, context)
 
         form_data = await self._handle_form_data(request)
-        form = form_class(form_data)
+        form = bind_form_labels(form_class(form_data), request)
         context["form"] = form
         if not form.validate():
             return await self.templates.TemplateResponse(request, template, context, status_code=400)
@@ -174,14 +176,15 @@ class CustodianAdmin(Admin):
         form_class = await model_view.scaffold_form(model_view._form_edit_rules)
         context = {**await model_view.edit_context(request), "obj": model, "model_view": model_view}
         template = model_view.edit_template
-        if request.method == "GET":
-            context["form"] = form_class(data=await model_view.get_form_data_for_edit(model))
+        if request.method in SAFE_METHODS:  # HEAD is a GET without the body
+            form = form_class(data=await model_view.get_form_data_for_edit(model))
+            context["form"] = bind_form_labels(form, request)
             return await self.templates.TemplateResponse(request, template, context)
 
         if not isinstance(model_view, ServiceModelView):
             raise HTTPException(status_code=status.HTTP_404_NOT_FOUND)
         form_data = await self._handle_form_data(request, model)
-        form = form_class(form_data)
+        form = bind_form_labels(form_class(form_data), request)
         context["form"] = form
         submitted_version = form_data.get(VERSION_FIELD)
         # Shown back as sent: a form refused as stale stays refused until it is reloaded.
@@ -226,7 +229,7 @@ class CustodianAdmin(Admin):
         try:
             await model_view.delete_models(request, pks)
         except AppError as exc:
-            return PlainTextResponse(exc.message, status_code=_status_for(exc))
+            return PlainTextResponse(exc.message, status_code=status_for(exc))
         outcomes.moved_to_trash(request, model_view, deleted)
         url = URL(str(request.url_for("admin:list", identity=model_view.identity)))
         return PlainTextResponse(str(url))
@@ -261,7 +264,7 @@ class CustodianAdmin(Admin):
     ) -> Response:
         """Show a service's refusal on the form, keeping what the user typed."""
         if isinstance(exc, PermissionDenied | NotFound):
-            raise HTTPException(status_code=_status_for(exc), detail=exc.message)
+            raise HTTPException(status_code=status_for(exc), detail=exc.message)
         general: list[str] = []
         field_errors: Mapping[str, list[str]] = {}
         if isinstance(exc, ValidationFailed):
@@ -277,17 +280,7 @@ class CustodianAdmin(Admin):
             else:
                 field.errors = [*field.errors, *messages]
         context["error"] = " ".join(general) or exc.message
-        return await self.templates.TemplateResponse(request, template, context, status_code=_status_for(exc))
-
-
-def _status_for(exc: AppError) -> int:
-    if isinstance(exc, PermissionDenied):
-        return status.HTTP_403_FORBIDDEN
-    if isinstance(exc, NotFound):
-        return status.HTTP_404_NOT_FOUND
-    if isinstance(exc, Conflict) and exc.field is None:
-        return status.HTTP_409_CONFLICT
-    return status.HTTP_400_BAD_REQUEST
+        return await self.templates.TemplateResponse(request, template, context, status_code=status_for(exc))
 
 
 def _text(form: FormData, name: str) -> str:

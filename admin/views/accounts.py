@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from sqladmin import expose
@@ -15,7 +15,8 @@ from wtforms.validators import EqualTo, InputRequired, Length, Optional
 
 from admin import outcomes
 from admin.auth import current_actor
-from admin.views.base import ServiceModelView
+from admin.errors import status_for
+from admin.views.base import RowAction, ServiceModelView
 from backend.auth.passwords import MAX_PASSWORD_LENGTH
 from backend.db.uow import unit_of_work
 from backend.errors import AppError, NotFound, PermissionDenied, ValidationFailed
@@ -24,6 +25,9 @@ from backend.services.roles import RoleService
 from backend.services.users import UserService
 
 SECRET_COLUMNS: list[Any] = [User.password_hash]
+# How the account-authority rule words a refusal, before the username.
+CHANGING = "change the account of"
+DELETING = "delete the account of"
 
 
 class UserCreateForm(Form):
@@ -116,24 +120,48 @@ class UserAdmin(ServiceModelView, model=User):
             return False
         if model.id == current_actor(request).user_id:
             return False  # nobody deletes their own account
-        return await self.account_problem(request, model.id, doing="delete the account of") is None
+        return await self.account_problem(request, model.id, doing=DELETING) is None
 
-    async def account_problem(
-        self, request: Request, user_id: int, *, doing: str = "change the account of"
-    ) -> str | None:
-        """Why the signed-in actor may not manage this account (backend rule), or None.
+    async def allowed_rows(self, request: Request, rows: Sequence[Any], action: RowAction) -> list[bool]:
+        # The rule for the whole page, edit and delete alike, in one read-only unit of work;
+        # the per-row hooks then find their answers already asked.
+        if action in ("edit", "delete") and rows and self.is_accessible(request):
+            doings = [
+                doing
+                for row_action, doing in (("edit", CHANGING), ("delete", DELETING))
+                if self.has_permission(request, row_action)
+            ]
+            await self.account_problems(request, [row.id for row in rows], doings=doings)
+        return await super().allowed_rows(request, rows, action)
 
-        Asked once per account and wording in a request: a list asks for each row.
+    async def account_problem(self, request: Request, user_id: int, *, doing: str = CHANGING) -> str | None:
+        """Why the signed-in actor may not `doing` this account (backend rule), or None."""
+        return (await self.account_problems(request, [user_id], doings=[doing]))[user_id, doing]
+
+    async def account_problems(
+        self, request: Request, user_ids: Sequence[int], *, doings: Sequence[str]
+    ) -> dict[tuple[int, str], str | None]:
+        """(account id, wording) -> why the signed-in actor may not, or None; remembered for the request.
+
+        What is not yet known is asked in one read-only unit of work, one query
+        per wording whatever the number of accounts.
         """
         answers: dict[tuple[int, str], str | None] = getattr(request.state, "account_problems", {})
         request.state.account_problems = answers
-        if (user_id, doing) not in answers:
+        missing = {doing: [i for i in user_ids if (i, doing) not in answers] for doing in doings}
+        missing = {doing: ids for doing, ids in missing.items() if ids}
+        if missing:
             try:
                 async with unit_of_work(self.database(), current_actor(request), writes=False) as uow:
-                    answers[user_id, doing] = await UserService(uow).management_problem(user_id, doing=doing)
+                    service = UserService(uow)
+                    for doing, ids in missing.items():
+                        found = await service.management_problems(ids, doing=doing)
+                        answers.update({(user_id, doing): problem for user_id, problem in found.items()})
             except (PermissionDenied, NotFound) as exc:
-                answers[user_id, doing] = exc.message
-        return answers[user_id, doing]
+                answers.update(
+                    {(user_id, doing): exc.message for doing, ids in missing.items() for user_id in ids}
+                )
+        return answers
 
     def create_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
         fields = ("username", "email", "password", "roles", "is_active", "is_superuser")
@@ -172,7 +200,7 @@ class UserAdmin(ServiceModelView, model=User):
                 form.password.errors = [*form.password.errors, *exc.errors.get("password", [])]
                 context["error"] = exc.message
             except AppError as exc:
-                raise HTTPException(status_code=403, detail=exc.message) from exc
+                raise HTTPException(status_code=status_for(exc), detail=exc.message) from exc
             else:
                 done = f"The password of {user.username} was set. Their open sessions have ended."
                 outcomes.succeeded(request, done)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -14,13 +14,16 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from admin import outcomes
 from admin.auth import current_actor
+from admin.errors import status_for
 from admin.params import path_id, query_date, query_id, query_int, query_optional_int
 from backend.db.session import Database
-from backend.db.uow import unit_of_work
-from backend.errors import AppError, Conflict, NotFound, PermissionDenied, ValidationFailed
+from backend.db.uow import UnitOfWork, unit_of_work
+from backend.errors import AppError, Conflict, NotFound, ValidationFailed
 from backend.exports import csv_line
-from backend.services.history import AuditFilters, AuditLog, Trash
+from backend.models import User
+from backend.services.history import AuditFilters, AuditLog, Trash, TrashItem
 from backend.services.registry import soft_deletable_tables
+from backend.services.users import UserService
 
 AUDIT_ACTIONS = (
     "create",
@@ -42,16 +45,6 @@ def _database(view: BaseView) -> Database:
     return database
 
 
-def _status_for(exc: AppError) -> int:
-    if isinstance(exc, PermissionDenied):
-        return 403
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, Conflict):
-        return 409
-    return 400
-
-
 MAX_TRASH_DAYS = 36_600  # a hundred years: "deleted in the past N days"
 MAX_TRASH_PAGE = 1_000  # pages are fetched by offset across every table
 
@@ -65,6 +58,19 @@ def _day_end(day: date | None) -> datetime | None:
     if day is None or day == date.max:
         return None
     return datetime.combine(day, datetime.min.time(), UTC) + timedelta(days=1)
+
+
+async def _unmanageable_accounts(uow: UnitOfWork, items: Sequence[TrashItem]) -> set[tuple[str, int]]:
+    """The (model, id) of the deleted accounts on the page the actor may neither restore nor purge.
+
+    The account-authority rule refuses both for an account holding more than
+    the actor: its buttons are not shown. Asked for the whole page at once.
+    """
+    user_ids = [item.object_id for item in items if item.model == User.__tablename__]
+    if not user_ids or not (uow.actor.has_perm("user.restore") or uow.actor.has_perm("user.purge")):
+        return set()
+    problems = await UserService(uow).management_problems(user_ids, doing="restore the account of")
+    return {(User.__tablename__, user_id) for user_id, problem in problems.items() if problem}
 
 
 class TrashView(BaseView):
@@ -82,7 +88,6 @@ class TrashView(BaseView):
         deleted_by = request.query_params.get("user") or None
         days = query_optional_int(request, "days", minimum=1, maximum=MAX_TRASH_DAYS)
         page = query_int(request, "page", default=1, minimum=1, maximum=MAX_TRASH_PAGE)
-        status_code = 200
         async with unit_of_work(_database(self), current_actor(request), writes=False) as uow:
             trash = Trash(uow)
             try:
@@ -90,8 +95,9 @@ class TrashView(BaseView):
                     model=model, deleted_by=deleted_by, days=days, page=page, page_size=PAGE_SIZE
                 )
             except AppError as exc:
-                raise HTTPException(status_code=_status_for(exc), detail=exc.message) from exc
+                raise HTTPException(status_code=status_for(exc), detail=exc.message) from exc
             models = trash.models()
+            refused = await _unmanageable_accounts(uow, items)
         actor = current_actor(request)
         context = {
             "items": items,
@@ -101,10 +107,9 @@ class TrashView(BaseView):
             "has_next": has_next,
             "can_restore": {table for table in models if actor.has_perm(f"{table}.restore")},
             "can_purge": {table for table in models if actor.has_perm(f"{table}.purge")},
+            "refused": refused,
         }
-        return await self.templates.TemplateResponse(
-            request, "custodian/trash.html", context, status_code=status_code
-        )
+        return await self.templates.TemplateResponse(request, "custodian/trash.html", context)
 
     @expose("/trash/{model}/{pk}/restore", methods=["POST"], identity="trash")
     async def restore(self, request: Request) -> Response:
@@ -129,7 +134,7 @@ class TrashView(BaseView):
             outcomes.refused(request, exc.message)
             return RedirectResponse(outcomes.back_to(request, trash_page), status_code=303)
         except AppError as exc:
-            raise HTTPException(status_code=_status_for(exc), detail=exc.message) from exc
+            raise HTTPException(status_code=status_for(exc), detail=exc.message) from exc
         record = f"{table.replace('_', ' ').capitalize()} {pk}"
         if what == "restore":
             outcomes.succeeded(request, f"{record} was restored.")
@@ -153,7 +158,7 @@ class AuditLogView(BaseView):
         until = query_date(request, "until")
         action = params.get("action") or None
         if action and action not in AUDIT_ACTIONS:
-            raise HTTPException(status_code=400, detail=f"Unknown action: {action}")
+            raise HTTPException(status_code=400, detail="Unknown action.")
         return AuditFilters(
             actor=(params.get("actor") or "").strip()[:150] or None,
             model=(params.get("model") or "").strip()[:64] or None,
@@ -237,7 +242,7 @@ class HistoryView(BaseView):
             async with unit_of_work(_database(self), current_actor(request), writes=False) as uow:
                 entries = await AuditLog(uow).history(table, pk, include_children=True)
         except AppError as exc:
-            raise HTTPException(status_code=_status_for(exc), detail=exc.message) from exc
+            raise HTTPException(status_code=status_for(exc), detail=exc.message) from exc
         own = [entry for entry in entries if entry.model == table]
         # A record loaded in bulk (seed, fixtures) has no entries yet: its history is empty, not missing.
         label = own[-1].object_repr if own else f"{table.replace('_', ' ')} {pk}"

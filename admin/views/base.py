@@ -33,6 +33,7 @@ from admin.keyset import (
 )
 from admin.labels import default_labels
 from admin.params import id_or_404, query_int
+from admin.relations import masked_ajax_loaders, relation_labels
 from backend.db.uow import unit_of_work
 from backend.exports import csv_line
 from backend.services import masking
@@ -57,6 +58,22 @@ class CustodianModelView(ModelView):
         names = [str(attribute.key) for attribute in mapper.attrs]
         type(self).column_labels = default_labels(names, type(self).column_labels)
         super().__init__()
+        # Related records are labelled through the masking rule (admin/relations.py). SQLAdmin builds
+        # its ajax loaders itself, with no hook to choose their class: its private dict is replaced.
+        self._form_ajax_refs = masked_ajax_loaders(self)
+
+    async def get_list_value(self, obj: Any, prop: str, request: Request | None = None) -> tuple[Any, Any]:
+        value, shown = await super().get_list_value(obj, prop, request)
+        if prop in self._relation_names and prop not in self._list_formatters:
+            shown = relation_labels(request, value)
+        return value, shown
+
+    async def get_detail_value(self, obj: Any, prop: str, request: Request | None = None) -> tuple[Any, Any]:
+        """SQLAdmin's (value, shown value), a related record shown by the label its actor may see."""
+        value, shown = await super().get_detail_value(obj, prop, request)
+        if prop in self._relation_names and prop not in self._detail_formatters:
+            shown = relation_labels(request, value)
+        return value, shown
 
     def parse_identifier(self, identifier: Any) -> Any:
         """The primary key value for an id from a URL; 404 when it cannot be one.
@@ -155,7 +172,7 @@ class ServiceModelView(CustodianModelView):
         sort_by = request.query_params.get("sortBy")
         if sort_by:
             if sort_by not in self._sort_fields:
-                raise HTTPException(status_code=400, detail=f"The list cannot be sorted by {sort_by[:80]}.")
+                raise HTTPException(status_code=400, detail="The list cannot be sorted by that column.")
             direction = request.query_params.get("sort") or "asc"
             if direction not in ("asc", "desc"):
                 raise HTTPException(status_code=400, detail="sort must be asc or desc.")

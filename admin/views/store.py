@@ -27,7 +27,7 @@ from backend.services import masking
 from backend.services.catalog import CategoryService, ProductService, TagService
 from backend.services.customers import CustomerService
 from backend.services.orders import OrderItemService, OrderService
-from backend.values import is_id_text, parse_id
+from backend.values import InvalidValue, parse_id
 
 CATALOG = "Catalog"
 SALES = "Sales"
@@ -57,7 +57,12 @@ def related_id(value: Any) -> Any:
         return None
     if hasattr(value, "id"):
         return value.id
-    return parse_id(value) if isinstance(value, str) and is_id_text(value) else value
+    if isinstance(value, str):
+        try:
+            return parse_id(value)
+        except InvalidValue:
+            return value
+    return value
 
 
 def related_ids(values: Any) -> list[Any]:

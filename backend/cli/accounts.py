@@ -130,7 +130,7 @@ def users_deactivate(username: str) -> None:
 @users_group.command("list")
 def users_list() -> None:
     """List users with their roles."""
-    found = run(in_unit_of_work(lambda uow: UserService(uow).list_with_roles()))
+    found = run(in_unit_of_work(lambda uow: UserService(uow).list_with_roles(), writes=False))
     for user in found:
         flags = [
             flag for flag, on in (("superuser", user.is_superuser), ("inactive", not user.is_active)) if on
@@ -149,7 +149,7 @@ def roles_group() -> None:
 @roles_group.command("list")
 def roles_list() -> None:
     """List roles with their permissions."""
-    found = run(in_unit_of_work(lambda uow: RoleService(uow).list_with_permissions()))
+    found = run(in_unit_of_work(lambda uow: RoleService(uow).list_with_permissions(), writes=False))
     for role in found:
         say(f"{role.name}{' (built-in)' if role.is_builtin else ''}: {role.description}")
         say("    " + (", ".join(p.codename for p in role.permissions) or "no permissions"))

@@ -45,14 +45,22 @@ def system_actor() -> Actor:
     return Actor.system(os_user)
 
 
-async def in_unit_of_work(work: Callable[[UnitOfWork], Awaitable[T]], *, audit: bool = True) -> T:
-    """Run `work` in one transaction as the system actor, and commit it."""
+async def in_unit_of_work(
+    work: Callable[[UnitOfWork], Awaitable[T]], *, audit: bool = True, writes: bool = True
+) -> T:
+    """Run `work` in one transaction as the system actor, and commit it.
+
+    `writes=False` is for a command that only reads (a listing, a dry run):
+    on SQLite it does not take the write lock, so it neither waits for nor
+    holds up the admin's writes.
+    """
     settings = current_settings()
     database = Database(settings)
     try:
-        async with unit_of_work(database, system_actor(), audit=audit) as uow:
+        async with unit_of_work(database, system_actor(), audit=audit, writes=writes) as uow:
             result = await work(uow)
-            await uow.commit()
+            if uow.writes:  # a read-only unit has nothing to commit
+                await uow.commit()
             return result
     except Exception as exc:
         # A missing table or column looks like an outage to SQLite and like a

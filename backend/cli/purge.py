@@ -19,7 +19,9 @@ from backend.services.purge import PurgeReport, purge_candidates, purge_records
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def purge(days: int, model: str | None, dry_run: bool, yes: bool) -> None:
     """Delete for good the records soft-deleted more than DAYS days ago (audited)."""
-    candidates = run(in_unit_of_work(lambda uow: purge_candidates(uow, older_than_days=days, model=model)))
+    candidates = run(
+        in_unit_of_work(lambda uow: purge_candidates(uow, older_than_days=days, model=model), writes=False)
+    )
     total = sum(len(ids) for ids in candidates.values())
     for table, ids in candidates.items():
         say(f"  {table}: {len(ids)}")

@@ -31,6 +31,12 @@ def is_database_unavailable(error: BaseException) -> bool:
 def unavailable(settings: Settings, error: BaseException) -> DatabaseUnavailable:
     """A `DatabaseUnavailable` naming the database (password hidden) and the cause."""
     reason = _short_reason(error)
+    if "database is locked" in reason:
+        # SQLite answered: another writer held the lock past the busy timeout. Reachable, but busy.
+        return DatabaseUnavailable(
+            f"The database at {settings.safe_database_url} is busy: another writer held it for longer than "
+            f"SQLITE_BUSY_TIMEOUT_MS ({settings.sqlite_busy_timeout_ms} ms). Try again."
+        )
     return DatabaseUnavailable(f"Cannot reach the database at {settings.safe_database_url}: {reason}")
 
 

@@ -36,8 +36,29 @@ async def find_session(db: AsyncSession, token_hash: str) -> SessionWithUser | N
     return SessionWithUser(session=session, user=user, permissions=codenames)
 
 
-async def touch_session(db: AsyncSession, session_id: int, now: datetime) -> None:
-    await db.execute(update(AuthSession).where(AuthSession.id == session_id).values(last_seen_at=now))
+async def touch_session(db: AsyncSession, session_id: int, now: datetime) -> bool:
+    """Record that the session was used at `now`; False when it is no longer open (nothing written).
+
+    Checked in the UPDATE itself, not from an earlier read: a session revoked,
+    expired or whose user was deactivated or deleted since stays ended.
+    """
+    user_is_live = (
+        select(User.id)
+        .where(User.id == AuthSession.user_id, User.is_active.is_(True), User.deleted_at.is_(None))
+        .exists()
+    )
+    result = await db.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.id == session_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > now,
+            user_is_live,
+        )
+        .values(last_seen_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
 
 
 async def revoke_session(db: AsyncSession, token_hash: str, now: datetime) -> None:

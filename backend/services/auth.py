@@ -70,7 +70,8 @@ class AuthService:
         someone = Actor(user_id=None, username=username or "anonymous", client_address=client_address)
         throttled = await self._throttle_message(username, client_address, now)
         if throttled:
-            self.session.add(LoginAttempt(username=username, client_address=client_address, succeeded=False))
+            # Audited, but not counted as a failure: no password was tried, and counting refusals
+            # would let anyone who keeps knocking keep an account (or an address) locked for good.
             record_event(self.session, someone, action="login_refused", model="user", object_repr=username)
             return LoginOutcome(None, None, throttled, throttled=True)
 
@@ -177,7 +178,9 @@ class AuthService:
             session_id = auth_session.id
             # Most requests only read; the occasional touch takes the write lock.
             await self.uow.begin_writing()
-            await auth_queries.touch_session(self.session, session_id, now)
+            # The write transaction starts after the read: the UPDATE checks again that the session is open.
+            if not await auth_queries.touch_session(self.session, session_id, now):
+                return None
             self.touched = True
         return actor
 

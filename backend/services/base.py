@@ -251,9 +251,11 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
         Raises `ValidationFailed` on `field` when it is missing or deleted, so a
         form shows the problem next to the field.
         """
-        row = await Repository(self.session, model).get(id_) if is_id(id_) else None
+        if not is_id(id_):  # text no row could have as its id is not repeated back
+            raise ValidationFailed({field: [f"Choose an existing {label.lower()}."]})
+        row = await Repository(self.session, model).get(id_)
         if row is None:
-            raise ValidationFailed({field: [f"{label} {str(id_)[:40]} does not exist."]})
+            raise ValidationFailed({field: [f"{label} {id_} does not exist."]})
         return row
 
     def _id(self, id_: object) -> int:
@@ -261,14 +263,16 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
         try:
             return as_id(id_)
         except InvalidValue as exc:
-            raise NotFound(f"{self.noun.capitalize()} {str(id_)[:40]} does not exist.") from exc
+            # Text that cannot be an id is not repeated: it may come from a URL.
+            raise NotFound(f"No such {self.noun} exists.") from exc
 
     async def _get_deleted(self, id_: object) -> ModelT:
         if not self.repo.soft_deletable:
             raise NotFound(f"{self.noun.capitalize()} records are not kept in the trash.")
-        obj = await self.repo.get(self._id(id_), include_deleted=True)
+        record_id = self._id(id_)
+        obj = await self.repo.get(record_id, include_deleted=True)
         if obj is None or getattr(obj, "deleted_at", None) is None:
-            raise NotFound(f"There is no deleted {self.noun} {id_}.")
+            raise NotFound(f"There is no deleted {self.noun} {record_id}.")
         return obj
 
     async def _stale(self, obj: Any) -> Conflict:
@@ -288,9 +292,10 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
         )
 
     async def _get_live(self, id_: object, **kwargs: Any) -> ModelT:
-        obj = await self.repo.get(self._id(id_), **kwargs)
+        record_id = self._id(id_)
+        obj = await self.repo.get(record_id, **kwargs)
         if obj is None:
-            raise NotFound(f"{self.noun.capitalize()} {id_} does not exist.")
+            raise NotFound(f"{self.noun.capitalize()} {record_id} does not exist.")
         return obj
 
     async def save(self, obj: ModelT, *, adding: bool = False) -> None:

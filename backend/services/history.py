@@ -17,7 +17,7 @@ from backend.models import AuditEntry, User
 from backend.repositories.base import Repository
 from backend.services.masking import label_for, shown_changes, shown_label
 from backend.services.registry import service_for, soft_deletable_tables
-from backend.values import is_id_text
+from backend.values import InvalidValue, parse_id
 
 
 @dataclass(frozen=True)
@@ -120,37 +120,39 @@ class AuditLog:
         service = service_for(table)
         if not (self.actor.has_perm("audit.view") or self.actor.has_perm(f"{table}.view")):
             raise PermissionDenied(f"You do not have permission to see the history of {table} records.")
+        noun = table.replace("_", " ")
+        try:
+            record_id = parse_id(object_id)
+        except InvalidValue:
+            # Every model has a whole-number id; other text is not repeated (it may come from a URL).
+            raise NotFound(f"No such {noun} exists.") from None
         stmt = (
             select(AuditEntry)
-            .where(AuditEntry.model == table, AuditEntry.object_id == object_id)
+            .where(AuditEntry.model == table, AuditEntry.object_id == str(record_id))
             .order_by(AuditEntry.id)
         )
         entries = list((await self.session.execute(stmt)).scalars())
-        if not entries and not await self._exists(service.model, object_id):
-            raise NotFound(f"No history for {table} {object_id}.")
+        if not entries and not await self._exists(service.model, record_id):
+            raise NotFound(f"No history for {noun} {record_id}.")
         if include_children:
-            entries = sorted([*entries, *await self._children(service.model, object_id)], key=lambda e: e.id)
+            entries = sorted([*entries, *await self._children(service.model, record_id)], key=lambda e: e.id)
         return [AuditRecord.shown_to(self.actor, entry) for entry in entries]
 
-    async def _exists(self, model: Any, object_id: str) -> bool:
+    async def _exists(self, model: Any, record_id: int) -> bool:
         """Whether the record is there, live or in the trash: rows loaded in bulk have no entries yet."""
-        if not is_id_text(object_id):
-            return False
-        found = await Repository(self.session, model).get(int(object_id), include_deleted=True)
+        found = await Repository(self.session, model).get(record_id, include_deleted=True)
         return found is not None
 
-    async def _children(self, model: Any, object_id: str) -> list[AuditEntry]:
+    async def _children(self, model: Any, record_id: int) -> list[AuditEntry]:
         found: list[AuditEntry] = []
         for child_table, key in getattr(model, "__history_children__", {}).items():
             child = service_for(child_table).model
-            if not is_id_text(object_id) or (
-                not self.actor.has_perm(f"{child_table}.view") and not self.actor.has_perm("audit.view")
-            ):
+            if not self.actor.has_perm(f"{child_table}.view") and not self.actor.has_perm("audit.view"):
                 continue
             ids = [
                 str(i)
                 for i in (
-                    await self.session.execute(select(child.id).where(getattr(child, key) == int(object_id)))
+                    await self.session.execute(select(child.id).where(getattr(child, key) == record_id))
                 ).scalars()
             ]
             if ids:
@@ -213,7 +215,7 @@ class Trash:
         tables = self.models()
         if model:
             if model not in tables:
-                raise NotFound(f"No trash for {model}.")
+                raise NotFound("No such kind of record in the trash.")
             tables = [model]
         wanted = page * page_size + 1
         items: list[TrashItem] = []

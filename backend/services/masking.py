@@ -16,7 +16,9 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import inspect
+from sqlalchemy.exc import InvalidRequestError, SQLAlchemyError
 from sqlalchemy.orm import Mapper
+from sqlalchemy.orm.exc import DetachedInstanceError
 
 from backend.auth.actor import Actor
 from backend.db.base import Base
@@ -109,7 +111,8 @@ def label_for(actor: Actor, obj: Any) -> str:
     table = table_of(obj)
     try:
         label = str(obj)
-    except Exception:  # a __str__ that needs an unloaded relationship
+    except (InvalidRequestError, DetachedInstanceError):
+        # A __str__ that needs an attribute not loaded (MissingGreenlet) or no longer loadable.
         label = ""
     if not label:
         return f"{table.replace('_', ' ')} {getattr(obj, 'id', '')}".strip()
@@ -121,7 +124,9 @@ def label_may_reveal(model: object) -> bool:
     """Whether the model's `str()` shows any of its personal or secret fields.
 
     Found by asking a throwaway instance whose sensitive fields hold markers; a
-    `__str__` that fails on it is assumed to reveal (labels are then neutral).
+    `__str__` that fails on it as a label of made-up values may (a relationship
+    that is None, a number that is text) is assumed to reveal (labels are then
+    neutral). Any other error is a bug in the model and is raised.
     """
     sensitive = pii_fields(model) | secret_fields(model)
     if not isinstance(model, type) or not sensitive:
@@ -136,7 +141,7 @@ def label_may_reveal(model: object) -> bool:
         for field, marker in markers.items():
             setattr(probe, field, marker)
         label = str(probe)
-    except Exception:  # any failure means we cannot tell: be safe
+    except (AttributeError, LookupError, TypeError, ValueError, SQLAlchemyError):  # we cannot tell: be safe
         return True
     return any(marker in label for marker in markers.values())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.errors import ValidationFailed
+from backend.errors import NotFound
 from backend.services.base import CrudService
 from backend.services.catalog import CategoryService, ProductService, TagService
 from backend.services.customers import CustomerService
@@ -28,10 +28,14 @@ SERVICES: dict[str, type[CrudService[Any, Any, Any]]] = {
 
 
 def service_for(table: str) -> type[CrudService[Any, Any, Any]]:
+    """The service of `table`; `NotFound` for a name no model has.
+
+    The name often comes from a URL, so the message does not repeat it.
+    """
     try:
         return SERVICES[table]
     except KeyError:
-        raise ValidationFailed({"model": [f"Unknown model: {table}."]}, f"Unknown model: {table}.") from None
+        raise NotFound("No such kind of record.") from None
 
 
 def soft_deletable_tables() -> list[str]:

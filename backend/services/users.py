@@ -6,7 +6,7 @@ more than they do (backend/auth/authority.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -122,6 +122,31 @@ class UserService(CrudService[User, UserCreate, UserUpdate]):
             return None  # the rule allows these whatever the account holds: no need to load it
         return authority_problem(self.actor, await self._account(user_id), doing=doing)
 
+    async def management_problems(
+        self, user_ids: Iterable[object], *, doing: str = "change the account of"
+    ) -> dict[int, str | None]:
+        """`management_problem` for many accounts in one query: each id -> why not, or None.
+
+        For a page of users (live or deleted): the admin asks once per page,
+        not once per row. An unknown id is answered with why it cannot be managed.
+        """
+        self.require("view")
+        wanted = {self._id(user_id) for user_id in user_ids}
+        if self.actor.is_superuser:
+            others: set[int] = set()
+        else:
+            others = wanted - {self.actor.user_id}
+        accounts = await self._accounts(others) if others else {}
+        answers: dict[int, str | None] = {}
+        for user_id in wanted:
+            if user_id not in others:
+                answers[user_id] = None  # the rule allows these whatever the account holds
+            elif user_id in accounts:
+                answers[user_id] = authority_problem(self.actor, accounts[user_id], doing=doing)
+            else:
+                answers[user_id] = f"User {user_id} does not exist."
+        return answers
+
     async def get_by_username(self, username: str) -> User:
         self.require("view")
         user = await self.repo.get_by(username=username.strip())
@@ -172,23 +197,35 @@ class UserService(CrudService[User, UserCreate, UserUpdate]):
         require_authority(self.actor, await self._account(user.id), doing=doing)
 
     async def _account(self, user_id: int) -> Account:
-        """The account with the permissions its roles give, in one query (nothing lazy-loaded)."""
+        account = (await self._accounts({user_id})).get(user_id)
+        if account is None:
+            raise NotFound(f"User {user_id} does not exist.")
+        return account
+
+    async def _accounts(self, user_ids: Collection[int]) -> dict[int, Account]:
+        """The accounts (live or deleted) with the permissions their roles give, in one query."""
         stmt = (
-            select(User.username, User.is_superuser, Permission.codename)
+            select(User.id, User.username, User.is_superuser, Permission.codename)
             .outerjoin(user_role, user_role.c.user_id == User.id)
             .outerjoin(role_permission, role_permission.c.role_id == user_role.c.role_id)
             .outerjoin(Permission, Permission.id == role_permission.c.permission_id)
-            .where(User.id == user_id)
+            .where(User.id.in_(sorted(user_ids)))
         )
-        rows = (await self.session.execute(stmt)).all()
-        if not rows:
-            raise NotFound(f"User {user_id} does not exist.")
-        return Account(
-            user_id=user_id,
-            username=rows[0].username,
-            is_superuser=bool(rows[0].is_superuser),
-            permissions=frozenset(row.codename for row in rows if row.codename is not None),
-        )
+        found: dict[int, tuple[str, bool]] = {}
+        permissions: dict[int, set[str]] = {}
+        for row in (await self.session.execute(stmt)).all():
+            found[row.id] = (row.username, bool(row.is_superuser))
+            if row.codename is not None:
+                permissions.setdefault(row.id, set()).add(row.codename)
+        return {
+            user_id: Account(
+                user_id=user_id,
+                username=username,
+                is_superuser=is_superuser,
+                permissions=frozenset(permissions.get(user_id, ())),
+            )
+            for user_id, (username, is_superuser) in found.items()
+        }
 
     async def _current_roles(self, user: User) -> list[Role]:
         # Loaded explicitly: replacing an unloaded collection would lazy-load it.

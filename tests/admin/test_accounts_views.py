@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.applications import Starlette
 
 from backend.models import Role, User
 from tests.admin.conftest import ClientFactory, client_for, csrf_from, page_token, sign_in
+from tests.admin.test_store_views import counting_statements
 from tests.factories import make_user
 
 
@@ -290,3 +291,28 @@ async def test_set_password_refuses_an_overlong_password(
         data={"password": long, "password_confirm": long, "csrf_token": csrf_from(page.text)},
     )
     assert response.status_code == 400 and "1024 characters" in response.text
+
+
+async def test_user_list_asks_the_authority_rule_once_per_page(
+    new_client: ClientFactory, session: AsyncSession, engine: AsyncEngine
+) -> None:
+    managers = await _user_managers(session)
+    for _ in range(30):
+        await make_user(session, roles=["manager"])
+    plain = [await make_user(session) for _ in range(30)]
+    await session.commit()
+    client = await new_client(roles=[managers])
+    counts = {}
+    for page_size in (10, 100):
+        with counting_statements(engine) as statements:
+            response = await client.get(f"/admin/user/list?pageSize={page_size}&sortBy=id")
+        assert response.status_code == 200
+        counts[page_size] = len(statements)
+    assert counts[10] == counts[100], counts
+    # The full page shows edit and delete for the accounts that hold less, none for the managers.
+    page = response.text
+    assert all(f"/admin/user/edit/{user.id}?" in page for user in plain)
+    assert all(f'/admin/user/delete?pks={user.id}"' in page for user in plain)
+    held_more = await session.scalars(select(User.id).join(User.roles).where(Role.name == "manager"))
+    for user_id in held_more:
+        assert f"/admin/user/edit/{user_id}?" not in page and f'/admin/user/delete?pks={user_id}"' not in page

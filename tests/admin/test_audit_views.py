@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from backend.models import AuditEntry, Order, OrderItem, Product
 from backend.services.catalog import ProductService
 from backend.services.orders import OrderService
 from tests.admin.conftest import ClientFactory, csrf_from, page_token, sign_in
-from tests.factories import make_category, make_customer, make_order, make_product
+from tests.factories import make_category, make_customer, make_order, make_product, make_role, make_user
 
 
 async def _delete(client, path: str) -> int:  # type: ignore[no-untyped-def]
@@ -227,7 +228,7 @@ async def test_history_masks_pii_for_roles_without_view_pii(
     masked = await viewer.get(f"/admin/history/customer/{customer.id}")
     assert masked.status_code == 200 and "private@example.com" not in masked.text
     assert (await viewer.get("/admin/history/user/1")).status_code == 403
-    assert (await viewer.get("/admin/history/nothing/1")).status_code == 400
+    assert (await viewer.get("/admin/history/nothing/1")).status_code == 404
 
 
 def _menu_link(html: str, label: str) -> str:
@@ -356,3 +357,33 @@ async def test_a_record_without_entries_has_an_empty_history_not_a_missing_one(
     assert 'id="history-empty"' in page.text
     missing = await client.get("/admin/history/product/987654321")
     assert missing.status_code == 404
+
+
+async def test_the_trash_offers_restore_and_purge_only_for_accounts_the_actor_may_manage(
+    new_client: ClientFactory, session: AsyncSession
+) -> None:
+    restorers = await make_role(
+        session, permissions=["trash.view", "user.view", "user.restore", "user.purge"]
+    )
+    manager = await make_user(session, roles=["manager"])
+    root = await make_user(session, is_superuser=True)
+    plain = await make_user(session)
+    for user in (manager, root, plain):
+        user.deleted_at = datetime.now(UTC)
+    await session.commit()
+    client = await new_client(roles=[restorers.name])
+    trash = await client.get("/admin/trash?model=user")
+    assert trash.status_code == 200
+    for what in ("restore", "purge"):
+        assert f'/trash/user/{plain.id}/{what}"' in trash.text
+        for held_more in (manager, root):
+            assert f"/admin/history/user/{held_more.id}" in trash.text  # listed, without the buttons
+            assert f'/trash/user/{held_more.id}/{what}"' not in trash.text
+    refused = await client.post(
+        f"/admin/trash/user/{manager.id}/restore", data={"csrf_token": csrf_from(trash.text)}
+    )
+    assert refused.status_code == 403  # what the page leaves out would have been refused
+    restored = await client.post(
+        f"/admin/trash/user/{plain.id}/restore", data={"csrf_token": csrf_from(trash.text)}
+    )
+    assert restored.status_code == 303

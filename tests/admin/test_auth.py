@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from itsdangerous import TimestampSigner
@@ -14,7 +15,7 @@ from starlette.applications import Starlette
 
 from admin.auth import SESSION_COOKIE, admin_next_path
 from backend.config import Settings
-from backend.models import AuthSession, LoginAttempt, User
+from backend.models import AuditEntry, AuthSession, LoginAttempt, User
 from tests.admin.conftest import ClientFactory, client_for, csrf_from, page_token, sign_in
 from tests.factories import DEFAULT_PASSWORD, make_user
 
@@ -75,7 +76,37 @@ async def test_throttling_after_repeated_failures(
     failures = await session.scalar(
         select(func.count()).where(LoginAttempt.username == user.username, LoginAttempt.succeeded.is_(False))
     )
-    assert failures == settings.login_max_failures_per_user + 1
+    assert failures == settings.login_max_failures_per_user  # the refusal tried no password
+    refusals = await session.scalar(
+        select(func.count()).where(
+            AuditEntry.action == "login_refused", AuditEntry.object_repr == user.username
+        )
+    )
+    assert refusals == 1
+
+
+async def test_refused_attempts_do_not_keep_an_account_locked(
+    app: Starlette, session: AsyncSession, settings: Settings
+) -> None:
+    """Whoever keeps knocking during a lock-out does not extend it: only tried passwords count."""
+    user = await make_user(session)
+    await session.commit()
+    window = timedelta(minutes=settings.login_throttle_window_minutes)
+    tried_at = datetime.now(UTC) - window + timedelta(minutes=1)  # still inside the window
+    ours = LoginAttempt.username == user.username
+    async with client_for(app) as client:
+        for _ in range(settings.login_max_failures_per_user):
+            assert (await sign_in(client, user.username, "wrong-password")).status_code == 400
+        await session.execute(update(LoginAttempt).where(ours).values(attempted_at=tried_at))
+        await session.commit()
+        for _ in range(settings.login_max_failures_per_user):
+            assert (await sign_in(client, user.username, "wrong-password")).status_code == 429
+        # The tried passwords age out of the window...
+        aged = update(LoginAttempt).where(ours, LoginAttempt.attempted_at <= tried_at)
+        await session.execute(aged.values(attempted_at=tried_at - window))
+        await session.commit()
+        # ...and the account opens again, however many refusals came meanwhile.
+        assert (await sign_in(client, user.username)).status_code == 302
 
 
 async def test_throttling_holds_across_app_instances(

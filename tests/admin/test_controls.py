@@ -198,3 +198,13 @@ async def test_a_bad_request_page_says_what_was_wrong(new_client: ClientFactory)
     assert response.status_code == 400
     assert 'id="navbar-menu"' in response.text
     assert 'id="error-message"' in response.text
+
+
+async def test_head_asks_for_a_form_page_like_get(new_client: ClientFactory, session: AsyncSession) -> None:
+    """HEAD is a GET without the body: it never runs the form's write branch (that answered 400)."""
+    client = await new_client(superuser=True)
+    tag = await make_tag(session)
+    await session.commit()
+    for url in ("/admin/tag/create", f"/admin/tag/edit/{tag.id}", "/admin/login"):
+        response = await client.head(url)
+        assert response.status_code == 200, (url, response.status_code)

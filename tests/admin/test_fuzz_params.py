@@ -5,7 +5,9 @@ every route it reached with a 200 is then requested again with each query
 parameter, and each numeric path segment, replaced by hostile values: unicode
 digits, numbers beyond any column, negative, empty, 10,000 characters, NUL,
 `%`, and malformed cursors (not base64, the wrong JSON shape, a real cursor
-with one part replaced). The parameters a route may read without the crawler
+with one part replaced). One of the values is a marker, a phishing line; it
+also replaces every other path segment: no 4xx page may print it back (a link
+could put any sentence on a trusted page). The parameters a route may read without the crawler
 having seen them (`KNOWN_PARAMETERS`) are added too. Writes that take an id
 in the path or in `pks=` get the same ids with a valid CSRF token: a 4xx,
 never a 5xx. Hypothesis adds random text in search and filter values.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import json
 import re
 import time
@@ -47,7 +50,11 @@ from tests.admin.crawling import (
     with_params,
 )
 
+# Text a link could plant in an error page; "zq7x" is what is searched for in the answer.
+MARKER = "Call-zq7x-to-unlock"
+MARKER_TOKEN = "zq7x"
 HOSTILE = (
+    MARKER,
     "²",
     "١٢",
     "𝟗",
@@ -62,7 +69,7 @@ HOSTILE = (
     "nope",
 )
 # One of each kind, for parameters the crawl did not see on a route.
-CORE_HOSTILE = ("²", "١٢", "1e400", "99999999999999999999999", "-1", "9" * 10_000, "\x00")
+CORE_HOSTILE = (MARKER, "²", "١٢", "1e400", "99999999999999999999999", "-1", "9" * 10_000, "\x00")
 KNOWN_PARAMETERS = (
     "pos",
     "pageSize",
@@ -98,6 +105,7 @@ GENERIC_CURSORS = (
     b64('["id", 1e400, 1]'),
     b64('["id", 1, 99999999999999999999]'),
     b64('["nope", 1, 1]'),
+    b64(json.dumps([MARKER, MARKER, MARKER])),
 )
 
 
@@ -171,11 +179,12 @@ def path_probes(route: Route) -> Iterator[Probe]:
     segments = parts.path.split("/")
     query = f"?{parts.query}" if parts.query else ""
     for index, segment in enumerate(segments):
-        if not re.fullmatch(r"[0-9]+", segment):
+        if index < 2 or not segment:  # "", "admin"
             continue
-        for value in HOSTILE:
+        is_id = re.fullmatch(r"[0-9]+", segment) is not None
+        for value in HOSTILE if is_id else (MARKER,):
             changed = [*segments[:index], quote(value, safe=""), *segments[index + 1 :]]
-            yield Probe("/".join(changed) + query, f"path segment {index} = {value[:20]!r}", path_id=True)
+            yield Probe("/".join(changed) + query, f"path segment {index} = {value[:20]!r}", path_id=is_id)
 
 
 def query_probes(route: Route) -> Iterator[Probe]:
@@ -216,7 +225,19 @@ def problem(response: httpx.Response, probe: Probe, escaped: list[str]) -> str |
         return f"a traceback at {where}"
     if probe.path_id and response.status_code < 300:
         return f"{response.status_code}: a hostile id found a record at {where}"
+    if 400 <= response.status_code < 500 and echoes_marker(response):
+        return f"{response.status_code} prints text from its URL at {where}: {_around_marker(response.text)}"
     return None
+
+
+def echoes_marker(response: httpx.Response) -> bool:
+    return MARKER_TOKEN in html.unescape(response.text)
+
+
+def _around_marker(text: str) -> str:
+    unescaped = html.unescape(text)
+    at = unescaped.find(MARKER_TOKEN)
+    return " ".join(unescaped[max(0, at - 120) : at + 40].split())
 
 
 def _first_line(text: str) -> str:
@@ -316,7 +337,7 @@ def write_probes(target: Target) -> Iterator[tuple[str, str, dict[str, str]]]:
         for what in ("restore", "purge"):
             for value in HOSTILE:
                 yield "POST", f"/admin/trash/{table}/{quote(value, safe='')}/{what}", {}
-    for table in ("nope", "²", "%00", "audit_entry"):
+    for table in ("nope", "²", "%00", "audit_entry", MARKER):
         yield "POST", f"/admin/trash/{quote(table, safe='')}/1/restore", {}
     views = [v for v in target.site.app.state.admin.views if isinstance(v, ServiceModelView)]
     lists = ("1,²", ",,,", "1,1e400", "1," + "9" * 30, " 1", "1 ")
@@ -345,9 +366,10 @@ async def test_hostile_ids_in_writes_answer_4xx(target: Target) -> None:
         # A bulk action answers a form post: back to the list with a message is fine too.
         redirected = "/action/" in url and response.status_code in (302, 303)
         escaped = target.site.escaped.take()
-        if not (400 <= response.status_code < 500 or redirected) or "Traceback" in response.text or escaped:
-            found.append(
-                f"{method} {url[:160]} -> {response.status_code}: {escaped or _first_line(response.text)}"
-            )
+        refused = 400 <= response.status_code < 500
+        echoed = refused and echoes_marker(response)
+        if not (refused or redirected) or "Traceback" in response.text or escaped or echoed:
+            said = _around_marker(response.text) if echoed else _first_line(response.text)
+            found.append(f"{method} {url[:160]} -> {response.status_code}: {escaped or said}")
     print(f"{count} hostile writes in {time.perf_counter() - began:.1f}s")
-    assert not found, f"{len(found)} writes with hostile ids did not answer 4xx:\n" + "\n".join(found)
+    assert not found, f"{len(found)} writes with hostile ids went wrong:\n" + "\n".join(found)

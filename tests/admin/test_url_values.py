@@ -6,6 +6,7 @@ import base64
 import html
 import json
 import re
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -231,3 +232,46 @@ async def test_an_empty_id_list_is_400(new_client: ClientFactory, session: Async
     token = await page_token(client)
     response = await client.delete("/admin/product/delete?pks=,", headers={"X-CSRF-Token": token})
     _assert_refused(response, 400, "Select at least one record")
+
+
+# A link can put any sentence in a URL; a page that printed it back would lend it the admin's trust.
+PHISHING = "Call 555-0100 to unlock"
+PLANTED = quote(PHISHING, safe="")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "message"),
+    [
+        ("GET", f"/admin/product/details/{PLANTED}", 404, "No such product exists."),
+        ("GET", f"/admin/product/edit/{PLANTED}", 404, "No such product exists."),
+        ("GET", f"/admin/user/set-password/{PLANTED}", 404, "No such user exists."),
+        ("GET", f"/admin/history/product/{PLANTED}", 404, ""),
+        ("GET", f"/admin/history/{PLANTED}/1", 404, "No such kind of record."),
+        ("GET", f"/admin/product/list?status={PLANTED}", 400, "Unknown status."),
+        ("GET", f"/admin/product/export/csv?status={PLANTED}", 400, "Unknown status."),
+        ("GET", f"/admin/order/list?placed={PLANTED}", 400, "Unknown date range."),
+        ("GET", f"/admin/product/list?sortBy={PLANTED}", 400, "The list cannot be sorted by that column."),
+        ("GET", f"/admin/product/list?category={PLANTED}", 400, "Category must be chosen from the list."),
+        ("GET", f"/admin/audit-log?action={PLANTED}", 400, "Unknown action."),
+        ("GET", f"/admin/audit-log?since={PLANTED}", 400, "since must be a date"),
+        ("GET", f"/admin/trash?model={PLANTED}", 404, "No such kind of record in the trash."),
+        ("POST", f"/admin/trash/{PLANTED}/1/restore", 404, "No such kind of record in the trash."),
+    ],
+)
+async def test_error_pages_never_print_text_from_the_url(
+    new_client: ClientFactory, session: AsyncSession, method: str, path: str, status: int, message: str
+) -> None:
+    client = await new_client(superuser=True)
+    data = {"csrf_token": await page_token(client)} if method == "POST" else None
+    response = await client.request(method, path, data=data)
+    _assert_refused(response, status, message)
+    assert "555-0100" not in html.unescape(response.text), path
+
+
+async def test_a_missing_record_is_named_by_its_parsed_id(
+    new_client: ClientFactory, session: AsyncSession
+) -> None:
+    client = await new_client(superuser=True)
+    response = await client.get("/admin/product/details/000999999999")
+    _assert_refused(response, 404, "No product 999999999 exists.")
+    assert "000999999999" not in response.text

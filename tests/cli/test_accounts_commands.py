@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.cli.conftest import Runner, run_manage_py
 from tests.databases import TEST_SECRET_KEY
@@ -129,3 +131,21 @@ def test_a_missing_user_or_role_is_reported_once(cli: Runner, db_url: str) -> No
         result = cli(*args, url=db_url)
         assert result.code == 1
         assert result.err.strip().splitlines() == [message]
+
+
+@pytest.mark.sqlite
+def test_listings_and_dry_runs_read_without_the_write_lock(cli: Runner, db_url: str) -> None:
+    # Another writer holds SQLite's write lock; with no busy wait, a command that asked for it would fail.
+    writer = sqlite3.connect(make_url(db_url).database or "", isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        no_wait = {"SQLITE_BUSY_TIMEOUT_MS": "0"}
+        for command in (("users", "list"), ("roles", "list"), ("purge", "--older-than", "0", "--dry-run")):
+            result = cli(*command, url=db_url, env=no_wait)
+            assert result.code == 0, (command, result.out, result.err)
+        blocked = cli("roles", "grant", "viewer", "audit.view", url=db_url, env=no_wait)
+        assert blocked.code != 0 and blocked.no_traceback  # a writing command does wait for the lock
+        assert "is busy" in blocked.err and "Cannot reach" not in blocked.err  # reachable, just locked
+    finally:
+        writer.rollback()
+        writer.close()

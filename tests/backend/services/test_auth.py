@@ -132,6 +132,39 @@ async def test_last_seen_is_written_at_most_once_a_minute(
     assert later.touched
 
 
+async def test_a_session_revoked_after_the_read_is_not_touched_back_to_life(
+    system_uow: UnitOfWork, session: AsyncSession, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await make_user(session)
+    await session.commit()
+    token = (await AuthService(system_uow).login(user.username, DEFAULT_PASSWORD, client_address="v")).token
+    assert token
+    five_minutes_ago = datetime.now(UTC) - timedelta(minutes=5)  # a touch is due
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.token_hash == hash_token(token))
+        .values(last_seen_at=five_minutes_ago)
+    )
+    await session.commit()
+    async with unit_of_work(database, _anon(), writes=False) as uow:
+        begin_writing = uow.begin_writing
+
+        async def signed_out_meanwhile() -> None:
+            # Another request signs the session out between this request's read and its touch.
+            await begin_writing()
+            await AuthService(uow).logout(token)
+
+        monkeypatch.setattr(uow, "begin_writing", signed_out_meanwhile)
+        auth = AuthService(uow)
+        assert await auth.authenticate(token) is None
+        assert not auth.touched
+    stored = await session.scalar(
+        select(AuthSession.last_seen_at).where(AuthSession.token_hash == hash_token(token))
+    )
+    assert stored is not None
+    assert (stored if stored.tzinfo else stored.replace(tzinfo=UTC)) == five_minutes_ago  # not touched
+
+
 def _anon():  # type: ignore[no-untyped-def]
     from backend.auth.actor import Actor
 

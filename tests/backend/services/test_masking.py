@@ -6,6 +6,8 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy.exc import MissingGreenlet
+from sqlalchemy.orm.exc import DetachedInstanceError
 
 from backend.auth.actor import Actor
 from backend.db.uow import UnitOfWork
@@ -127,3 +129,42 @@ async def test_a_restore_clash_names_the_value_only_to_who_may_see_it(
     async with uow_as(Actor(user_id=1, username="r", permissions=allowed)) as uow:
         with pytest.raises(Conflict, match=r"clash@example\.com"):
             await CustomerService(uow).restore(old_id)
+
+
+def test_a_label_that_cannot_be_loaded_is_neutral_and_any_other_failure_surfaces() -> None:
+    class NotLoaded:
+        __tablename__ = "customer"
+        id = 7
+
+        def __str__(self) -> str:  # a lazy load outside the greenlet, as in an async session
+            raise MissingGreenlet("greenlet_spawn has not been called")
+
+    class Detached(NotLoaded):
+        def __str__(self) -> str:
+            raise DetachedInstanceError("not bound to a Session")
+
+    class Broken(NotLoaded):
+        def __str__(self) -> str:
+            raise ZeroDivisionError("a bug in the model")
+
+    assert masking.label_for(PII, NotLoaded()) == "customer 7"
+    assert masking.label_for(PII, Detached()) == "customer 7"
+    with pytest.raises(ZeroDivisionError):
+        masking.label_for(PII, Broken())
+
+
+def test_a_label_that_cannot_be_probed_counts_as_revealing_and_a_bug_surfaces() -> None:
+    class ViaPartner:
+        __pii_fields__ = frozenset({"email"})
+        partner = None
+
+        def __str__(self) -> str:
+            return str(self.partner.name)  # type: ignore[attr-defined]  # None on the probe
+
+    class Buggy(ViaPartner):
+        def __str__(self) -> str:
+            raise RuntimeError("a bug in the model")
+
+    assert masking.label_may_reveal(ViaPartner)
+    with pytest.raises(RuntimeError):
+        masking.label_may_reveal(Buggy)

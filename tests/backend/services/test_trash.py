@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -15,7 +16,7 @@ from backend.db.uow import UnitOfWork, unit_of_work
 from backend.errors import Conflict, NotFound, PermissionDenied
 from backend.models import OrderItem, Product
 from backend.services.catalog import CategoryService, ProductService
-from backend.services.history import Trash
+from backend.services.history import AuditLog, Trash
 from backend.services.orders import OrderItemService, OrderService
 from backend.services.permissions import sync_permissions
 from tests.backend.services.conftest import UowFactory
@@ -211,3 +212,23 @@ async def test_a_record_whose_parent_is_in_the_trash_is_not_restored_before_it(
         await ProductService(system_uow).restore(product.id)
     await CategoryService(system_uow).restore(product.category_id)
     assert (await ProductService(system_uow).restore(product.id)).deleted_at is None
+
+
+async def test_refusals_never_repeat_the_text_they_refused(system_uow: UnitOfWork) -> None:
+    """Model names and ids often come from a URL: a link could plant a sentence in them."""
+    planted = "Call 555-0100 to unlock"
+    log, trash, products = AuditLog(system_uow), Trash(system_uow), ProductService(system_uow)
+    refusals: list[Callable[[], Awaitable[object]]] = [
+        lambda: trash.list(model=planted),
+        lambda: trash.restore(planted, 1),
+        lambda: log.history(planted, "1"),
+        lambda: log.history("product", planted),
+        lambda: products.get(planted),
+        lambda: products.restore(planted),
+    ]
+    for refusal in refusals:
+        with pytest.raises(NotFound) as caught:
+            await refusal()
+        assert "555-0100" not in caught.value.message, caught.value.message
+    with pytest.raises(NotFound, match=r"^Product 999999999 does not exist\.$"):
+        await products.get("000999999999")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -294,3 +296,28 @@ async def test_passwords_are_bounded(system_uow: UnitOfWork, session: AsyncSessi
     assert hasher.verify_and_update("y" * 1_000_000, user.password_hash) == (False, None)
     with pytest.raises(ValueError, match="at most"):
         hasher.hash(too_long)
+
+
+async def test_management_problems_answer_many_accounts_as_the_single_question_does(
+    uow_as: UowFactory, session: AsyncSession
+) -> None:
+    manager = await make_user(session, roles=["manager"])
+    root = await make_user(session, is_superuser=True)
+    plain = await make_user(session)
+    gone = await make_user(session, roles=["manager"])
+    gone.deleted_at = plain.deleted_at = datetime.now(UTC)  # deleted accounts are answered: the trash asks
+    await session.commit()
+    async with uow_as(actor_with(*USER_MANAGER)) as uow:
+        service = UserService(uow)
+        ids = [manager.id, root.id, plain.id, gone.id, 999_999, 888_888]
+        answers = await service.management_problems(ids, doing="restore the account of")
+        assert set(answers) == set(ids)
+        for user_id in (manager.id, root.id, gone.id):
+            single = await service.management_problem(user_id, doing="restore the account of")
+            assert single and answers[user_id] == single
+        assert answers[plain.id] is None
+        assert answers[999_999] is None  # the actor's own account (actor_with's id)
+        assert answers[888_888] == "User 888888 does not exist."
+    async with uow_as(actor_with("user.change")) as uow:
+        with pytest.raises(PermissionDenied):
+            await UserService(uow).management_problems([plain.id])
