@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import re
@@ -161,7 +162,7 @@ async def _targets(url: str, count: int) -> dict[str, Any]:
     finally:
         await connection.close()
     return {
-        "deep_cursor": encode_cursor("id", middle["id"], middle["id"]),
+        "deep_id": middle["id"],
         "deep_offset_page": count // 2 // 100,
         "product_id": sample["id"],
         "category_id": sample["category_id"],
@@ -319,12 +320,28 @@ def _pages(targets: dict[str, Any]) -> dict[str, str]:
 
 def _measure_custodian(base: str, targets: dict[str, Any], requests: int) -> dict[str, Any]:
     client = _signed_in(base)
+    targets = {**targets, "deep_cursor": _cursor_at(client, targets["deep_id"])}
     measured = {}
     for name, path in _pages(targets).items():
         measured[name] = _time(client, path, requests)
         measured[name]["throughput_8_clients_rps"] = asyncio.run(_throughput(base, client.cookies, path))
         print(f"  custodian {name}: {measured[name]['median_ms']:.1f} ms", flush=True)
     return measured
+
+
+def _cursor_at(client: httpx.Client, product_id: int) -> str:
+    """A "next" cursor pointing after `product_id` in the default list.
+
+    A cursor carries a fingerprint of the list it was made for (sort, search, filters, page size);
+    it is taken from page 1's own next link so that it matches, and only its position is moved.
+    """
+    page = client.get("/admin/product/list?pageSize=100")
+    found = re.search(r"[?&;]after=([A-Za-z0-9_-]+)", page.text)
+    if found is None:
+        raise SystemExit("the product list has no next link")
+    token = found.group(1)
+    state, _value, _id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    return encode_cursor(state, product_id, product_id)
 
 
 def _measure_stock(base: str, targets: dict[str, Any], requests: int) -> dict[str, Any]:

@@ -70,9 +70,14 @@ async def test_unknown_users_cost_a_full_verification(database: Database) -> Non
     # unknown user must pay it too, or response times would reveal who exists.
     production_cost = make_settings(database.settings.database_url, password_hash_memory_kib=19456)
     hasher = hasher_for(production_cost)  # built, and its dummy hash made, before timing
-    started = time.perf_counter()
-    hasher.spend_verification_time("whatever")
-    one_verification = time.perf_counter() - started
+    # The fastest of a few runs: a busy machine only ever makes a run slower, and an inflated
+    # reference would fail the comparison below for no fault of the code.
+    runs = []
+    for _ in range(3):
+        started = time.perf_counter()
+        hasher.spend_verification_time("whatever")
+        runs.append(time.perf_counter() - started)
+    one_verification = min(runs)
     db = Database(production_cost, engine=database.engine, sessions=database.sessions)
     async with unit_of_work(db, _anon()) as uow:
         await AuthService(uow).login("warm-up", "whatever", client_address="y")  # compile the statements
