@@ -6,8 +6,8 @@
 - create, edit and delete go through the services: errors come back as form
   errors next to their fields (400/409), refusals as 403, and nothing else
   is ever shown as exception text;
-- delete loads rows through the view's scoped query and refuses rows the
-  user cannot see;
+- delete loads the selected rows in one query through the view's scoped
+  query and refuses rows the user cannot see;
 - a user without any admin permission gets a clear "no access" page.
 """
 
@@ -212,10 +212,13 @@ class CustodianAdmin(Admin):
         # Permission first: a refused user learns nothing about which rows exist.
         if not model_view.is_accessible(request) or not model_view._can_delete_any(request):
             raise HTTPException(status_code=status.HTTP_403_FORBIDDEN)
+        if not isinstance(model_view, ServiceModelView):
+            raise HTTPException(status_code=status.HTTP_403_FORBIDDEN)
         pks = query_ids(request)
+        found = await model_view.get_objects_for_delete(pks)
         deleted = []
         for pk in pks:
-            obj = await model_view.get_object_for_delete(pk)
+            obj = found.get(pk)
             if obj is None:
                 detail = f"No {model_view.name.lower()} {pk} exists. Nothing was deleted."
                 raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail=detail)
@@ -224,8 +227,6 @@ class CustodianAdmin(Admin):
                 detail = f"Your roles do not allow you to delete {label}."
                 raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=detail)
             deleted.append(obj)
-        if not isinstance(model_view, ServiceModelView):
-            raise HTTPException(status_code=status.HTTP_403_FORBIDDEN)
         try:
             await model_view.delete_models(request, pks)
         except AppError as exc:

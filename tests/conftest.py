@@ -15,13 +15,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from backend.auth.actor import Actor
 from backend.config import Settings
-from backend.db import migrations
 from backend.db.session import Database, create_engine
-from backend.db.uow import unit_of_work
-from backend.services.permissions import sync_permissions
-from tests.databases import BACKENDS, POSTGRESQL, SQLITE, make_settings, throwaway_database
+from tests.databases import (
+    BACKENDS,
+    POSTGRESQL,
+    SQLITE,
+    make_settings,
+    migrated_database,
+    throwaway_database,
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,15 +57,8 @@ def run_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def migrated_url(db_backend: str, run_tmp: Path) -> AsyncIterator[str]:
     """A database for the whole run on this backend, migrated to head."""
     async with throwaway_database(db_backend, run_tmp) as url:
-        settings = make_settings(url)
-        await migrations.upgrade(migrations.alembic_config(settings))
-        database = Database(settings)
-        try:
-            async with unit_of_work(database, Actor.system("tests")) as uow:
-                await sync_permissions(uow)
-                await uow.commit()
-        finally:
-            await database.dispose()
+        async with migrated_database(make_settings(url)):
+            pass
         yield url
 
 

@@ -12,7 +12,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from backend.auth.actor import Actor
 from backend.config import Settings, load_settings
+from backend.db import migrations
+from backend.db.session import Database
+from backend.db.uow import UnitOfWork, unit_of_work
+from backend.services.permissions import sync_permissions
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
@@ -80,3 +85,22 @@ async def throwaway_database(backend: str, tmp_dir: Path) -> AsyncIterator[str]:
                 await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         await admin_engine.dispose()
+
+
+@asynccontextmanager
+async def migrated_database(settings: Settings) -> AsyncIterator[UnitOfWork]:
+    """Migrate the database `settings` names to head and sync the permissions.
+
+    The block gets the system's unit of work to add rows with; they are
+    committed when it ends. The engine is disposed: code that needs the
+    database afterwards opens a `Database(settings)` of its own.
+    """
+    await migrations.upgrade(migrations.alembic_config(settings))
+    database = Database(settings)
+    try:
+        async with unit_of_work(database, Actor.system("tests")) as uow:
+            await sync_permissions(uow)
+            yield uow
+            await uow.commit()
+    finally:
+        await database.dispose()

@@ -15,8 +15,9 @@ from wtforms.validators import EqualTo, InputRequired, Length, Optional
 
 from admin import outcomes
 from admin.auth import current_actor
+from admin.controls import RowAction
 from admin.errors import status_for
-from admin.views.base import RowAction, ServiceModelView
+from admin.views.base import ServiceModelView
 from backend.auth.passwords import MAX_PASSWORD_LENGTH
 from backend.db.uow import unit_of_work
 from backend.errors import AppError, NotFound, PermissionDenied, ValidationFailed

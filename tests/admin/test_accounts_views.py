@@ -250,6 +250,32 @@ async def test_user_managers_cannot_reset_a_manager_password(
     assert await session.scalar(select(User.is_active).where(User.id == target_id)) is True
 
 
+async def test_a_bulk_delete_with_one_refused_row_deletes_none(
+    new_client: ClientFactory, session: AsyncSession
+) -> None:
+    """Each selected row is checked before anything is deleted; one refusal stops the whole delete."""
+    managers = await _user_managers(session)
+    plain = await make_user(session, roles=[])
+    await session.commit()
+    plain_id = plain.id
+    client = await new_client(roles=[managers])
+    token = await page_token(client)
+    own_id = client.user_id  # type: ignore[attr-defined]
+    refused = await client.delete(
+        f"/admin/user/delete?pks={plain_id},{own_id}", headers={"X-CSRF-Token": token}
+    )
+    assert refused.status_code == 403
+    assert "Your roles do not allow you to delete" in refused.text
+    missing = await client.delete(
+        f"/admin/user/delete?pks={plain_id},999999999", headers={"X-CSRF-Token": token}
+    )
+    assert missing.status_code == 404
+    assert "No user 999999999 exists. Nothing was deleted." in missing.text
+    session.expire_all()
+    deleted = select(User.deleted_at).where(User.id.in_([plain_id, own_id]))
+    assert list(await session.scalars(deleted)) == [None, None]
+
+
 async def test_user_managers_still_reset_users_who_hold_less(
     new_client: ClientFactory, session: AsyncSession
 ) -> None:

@@ -120,9 +120,9 @@ async def test_a_cursor_for_another_sort_starts_at_the_first_page(
 async def test_counts_are_capped(
     new_client: ClientFactory, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import admin.views.base
+    import admin.listing
 
-    monkeypatch.setattr(admin.views.base, "COUNT_CAP", 5)
+    monkeypatch.setattr(admin.listing, "COUNT_CAP", 5)
     client = await new_client(superuser=True)
     category_id = await _products(session, 12)
     page = await client.get(f"/admin/product/list?pageSize=10&category={category_id}")

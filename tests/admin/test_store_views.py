@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from backend.models import Product, ProductStatus
 from tests.admin.conftest import ClientFactory, csrf_from, page_token
 from tests.factories import make_category, make_customer, make_order, make_product
+
+_FROM_PRODUCT = re.compile(r"\bFROM product\b(?!_)", re.IGNORECASE)
 
 
 @contextmanager
@@ -221,6 +224,24 @@ async def test_bulk_delete_is_soft_and_all_or_nothing(
     assert (await client.get(f"/admin/product/details/{first.id}")).status_code == 404
     listing = await client.get("/admin/product/list")
     assert first.sku not in listing.text
+
+
+async def test_bulk_delete_loads_the_selected_rows_in_one_query(
+    new_client: ClientFactory, session: AsyncSession, engine: AsyncEngine
+) -> None:
+    """The route checks every selected row from one `id IN (...)` read, not one read per row."""
+    client = await new_client(roles=["manager"])
+    products = [await make_product(session) for _ in range(4)]
+    await session.commit()
+    token = await page_token(client)
+    pks = ",".join(str(product.id) for product in products)
+    with counting_statements(engine) as statements:
+        response = await client.delete(f"/admin/product/delete?pks={pks}", headers={"X-CSRF-Token": token})
+    assert response.status_code == 200
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT") and _FROM_PRODUCT.search(s)]
+    assert len([s for s in reads if " IN (" in s.upper()]) == 1, reads
+    # The one read for the route, then at most one per row for the service's own load.
+    assert len(reads) <= len(products) + 1, reads
 
 
 async def test_order_details_show_items(new_client: ClientFactory, session: AsyncSession) -> None:

@@ -19,14 +19,10 @@ from sqlalchemy import select
 from starlette.applications import Starlette
 
 from admin.app import create_app
-from backend.auth.actor import Actor
-from backend.db import migrations
 from backend.db.session import Database
-from backend.db.uow import unit_of_work
 from backend.models import AuditEntry, Product, ProductStatus, Tag
-from backend.services.permissions import sync_permissions
 from tests.admin.conftest import client_for, csrf_from, sign_in
-from tests.databases import make_settings
+from tests.databases import make_settings, migrated_database
 from tests.factories import make_product, make_tag, make_user
 
 PARALLEL = 6
@@ -47,18 +43,11 @@ class Site:
 @pytest.fixture
 async def site(fresh_url: str) -> AsyncIterator[Site]:
     settings = make_settings(fresh_url)
-    await migrations.upgrade(migrations.alembic_config(settings))
-    setup = Database(settings)
-    try:
-        async with unit_of_work(setup, Actor.system("tests")) as uow:
-            await sync_permissions(uow)
-            await make_user(uow.session, username="racer", is_superuser=True)
-            tags = [await make_tag(uow.session) for _ in range(PARALLEL)]
-            product = await make_product(uow.session, status=ProductStatus.ARCHIVED, price=Decimal("5.00"))
-            await uow.commit()
-            product_id, tag_ids = product.id, [tag.id for tag in tags]
-    finally:
-        await setup.dispose()
+    async with migrated_database(settings) as uow:
+        await make_user(uow.session, username="racer", is_superuser=True)
+        tags = [await make_tag(uow.session) for _ in range(PARALLEL)]
+        product = await make_product(uow.session, status=ProductStatus.ARCHIVED, price=Decimal("5.00"))
+    product_id, tag_ids = product.id, [tag.id for tag in tags]
     database = Database(settings)  # the app's own engine and pool, disposed below
     try:
         yield Site(create_app(settings, database=database), database, product_id, tag_ids)

@@ -19,14 +19,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from backend.auth.actor import Actor
-from backend.db import migrations
 from backend.db.session import Database
-from backend.db.uow import unit_of_work
 from backend.models import Tag
-from backend.services.permissions import sync_permissions
 from tests.browser.conftest import _free_port
-from tests.databases import TEST_SECRET_KEY, make_settings
+from tests.databases import TEST_SECRET_KEY, make_settings, migrated_database
 from tests.factories import make_user
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,16 +61,8 @@ async def _wait_for_postgres(url: str) -> None:
 
 
 async def _prepare(url: str) -> None:
-    settings = make_settings(url)
-    await migrations.upgrade(migrations.alembic_config(settings))
-    database = Database(settings)
-    try:
-        async with unit_of_work(database, Actor.system("tests")) as uow:
-            await sync_permissions(uow)
-            await make_user(uow.session, username="ops", password="ops-long-password-1", is_superuser=True)
-            await uow.commit()
-    finally:
-        await database.dispose()
+    async with migrated_database(make_settings(url)) as uow:
+        await make_user(uow.session, username="ops", password="ops-long-password-1", is_superuser=True)
 
 
 def _signed_in(base: str) -> tuple[httpx.Client, str]:

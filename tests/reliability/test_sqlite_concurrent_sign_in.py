@@ -18,15 +18,11 @@ from sqlalchemy import func, select, update
 from starlette.applications import Starlette
 
 from admin.app import create_app
-from backend.auth.actor import Actor
 from backend.config import Settings
-from backend.db import migrations
 from backend.db.session import Database
-from backend.db.uow import unit_of_work
 from backend.models import AuthSession, LoginAttempt
 from backend.services.auth import TOUCH_INTERVAL
-from backend.services.permissions import sync_permissions
-from tests.databases import make_settings
+from tests.databases import make_settings, migrated_database
 from tests.factories import make_user
 
 pytestmark = pytest.mark.sqlite
@@ -42,16 +38,9 @@ async def own_settings(fresh_url: str) -> AsyncIterator[Settings]:
     settings = make_settings(
         fresh_url, login_max_failures_per_user=1000, login_max_failures_per_address=10000
     )
-    await migrations.upgrade(migrations.alembic_config(settings))
-    database = Database(settings)
-    try:
-        async with unit_of_work(database, Actor.system("tests")) as uow:
-            await sync_permissions(uow)
-            for n in range(USERS):
-                await make_user(uow.session, username=f"user{n}", password=PASSWORD, roles=["viewer"])
-            await uow.commit()
-    finally:
-        await database.dispose()
+    async with migrated_database(settings) as uow:
+        for n in range(USERS):
+            await make_user(uow.session, username=f"user{n}", password=PASSWORD, roles=["viewer"])
     yield settings
 
 

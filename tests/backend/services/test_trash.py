@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.actor import Actor
-from backend.db import migrations
 from backend.db.session import Database
 from backend.db.uow import UnitOfWork, unit_of_work
 from backend.errors import Conflict, NotFound, PermissionDenied
@@ -18,9 +17,8 @@ from backend.models import OrderItem, Product
 from backend.services.catalog import CategoryService, ProductService
 from backend.services.history import AuditLog, Trash
 from backend.services.orders import OrderItemService, OrderService
-from backend.services.permissions import sync_permissions
 from tests.backend.services.conftest import UowFactory
-from tests.databases import make_settings
+from tests.databases import make_settings, migrated_database
 from tests.factories import make_category, make_order, make_product, make_user
 
 MANAGER = frozenset(
@@ -162,14 +160,11 @@ async def test_trash_pages(uow_as: UowFactory, session: AsyncSession) -> None:
 @pytest.mark.postgres
 async def test_concurrent_updates_in_two_sessions_lose_nothing(fresh_url: str) -> None:
     settings = make_settings(fresh_url)
-    await migrations.upgrade(migrations.alembic_config(settings))
+    async with migrated_database(settings) as uow:
+        alice = await make_user(uow.session, username="alice")
+        product = await make_product(uow.session)
     database = Database(settings)
     try:
-        async with unit_of_work(database, Actor.system("setup")) as uow:
-            await sync_permissions(uow)
-            alice = await make_user(uow.session, username="alice")
-            product = await make_product(uow.session)
-            await uow.commit()
         first = Actor(user_id=alice.id, username="alice", is_superuser=True)
         second = Actor(user_id=None, username="bob", is_superuser=True)
         async with unit_of_work(database, first) as a, unit_of_work(database, second) as b:
