@@ -9,7 +9,7 @@ PostgreSQL that cannot be reached is a failure, never a skip: run
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from backend.config import Settings
 from backend.db.session import Database, create_engine
+from backend.models import Customer
+from backend.services import masking
 from tests.databases import (
     BACKENDS,
     POSTGRESQL,
@@ -116,3 +118,13 @@ async def fresh_url(db_backend: str, tmp_path: Path) -> AsyncIterator[str]:
     """An empty, unmigrated database of its own, for migration and CLI tests."""
     async with throwaway_database(db_backend, tmp_path) as url:
         yield url
+
+
+@pytest.fixture
+def customer_label_with_email(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Customer's label shows its email, as a model's `__str__` might: for the masking rule's tests."""
+    monkeypatch.setattr(Customer, "__str__", lambda self: f"{self.name} <{self.email}>")
+    masking.label_may_reveal.cache_clear()
+    yield
+    monkeypatch.undo()
+    masking.label_may_reveal.cache_clear()

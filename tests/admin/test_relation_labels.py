@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -24,7 +23,6 @@ from admin import outcomes
 from admin.views.base import ServiceModelView
 from backend.auth.actor import Actor
 from backend.models import Customer
-from backend.services import masking
 from tests.admin.browser_forms import as_post_data, submitted_form
 from tests.admin.conftest import ClientFactory, page_token
 from tests.factories import make_customer, make_order, make_role
@@ -32,16 +30,6 @@ from tests.factories import make_customer, make_order, make_role
 EMAIL = "pia.private@example.com"
 ORDER_CLERK = ["order.view", "order.change", "order.export", "customer.view"]
 _DATA_JSON = re.compile(r'data-json="([^"]*)"')
-
-
-@pytest.fixture
-def customer_label_with_email(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Customer's label shows its email, as a model's `__str__` might."""
-    monkeypatch.setattr(Customer, "__str__", lambda self: f"{self.name} <{self.email}>")
-    masking.label_may_reveal.cache_clear()
-    yield
-    monkeypatch.undo()
-    masking.label_may_reveal.cache_clear()
 
 
 async def _clerk(new_client: ClientFactory, session: AsyncSession, *, pii: bool) -> httpx.AsyncClient:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy.exc import MissingGreenlet
@@ -60,16 +59,6 @@ def test_a_label_made_from_personal_data_is_replaced() -> None:
 
     assert masking.label_may_reveal(Contact) and not masking.label_may_reveal(Named)
     assert not masking.label_may_reveal(Customer)  # its label is the name
-
-
-@pytest.fixture
-def customer_label_with_email(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Customer's label shows its email, as a model's `__str__` might."""
-    monkeypatch.setattr(Customer, "__str__", lambda self: f"{self.name} <{self.email}>")
-    masking.label_may_reveal.cache_clear()
-    yield
-    monkeypatch.undo()
-    masking.label_may_reveal.cache_clear()
 
 
 @pytest.mark.usefixtures("customer_label_with_email")
