@@ -14,30 +14,16 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from admin.diagnostics import StatementCountMiddleware, count_statements
-from admin.errors import RequestIdMiddleware, install_error_handlers
+from admin.errors import install_error_handlers
 from admin.input_guard import NulGuardMiddleware
+from admin.requests import RequestUnitOfWork
+from admin.security import ResponseHeadersMiddleware
 from admin.site import CustodianAdmin
-from admin.views.accounts import RoleAdmin, UserAdmin
-from admin.views.audit import AuditLogView, HistoryView, TrashView
-from admin.views.base import ServiceModelView
-from admin.views.store import CategoryAdmin, CustomerAdmin, OrderAdmin, OrderItemAdmin, ProductAdmin, TagAdmin
+from admin.views import discover
 from backend.auth.permissions import admin_models
 from backend.config import Settings, get_settings
 from backend.db.session import Database
 from backend.services.health import database_checks
-
-# Every model the admin shows, in menu order. A model without a view here must
-# say `__admin__ = False`, or the app refuses to start.
-MODEL_VIEWS: tuple[type[ServiceModelView], ...] = (
-    ProductAdmin,
-    CategoryAdmin,
-    TagAdmin,
-    OrderAdmin,
-    OrderItemAdmin,
-    CustomerAdmin,
-    UserAdmin,
-    RoleAdmin,
-)
 
 
 class ImproperlyConfigured(RuntimeError):
@@ -63,8 +49,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
             Route("/ready", _ready, methods=["GET"]),
         ],
         middleware=[
-            Middleware(RequestIdMiddleware),
+            Middleware(ResponseHeadersMiddleware, hsts=settings.is_production),
             Middleware(NulGuardMiddleware),
+            Middleware(RequestUnitOfWork, database=database),
             *([Middleware(StatementCountMiddleware)] if settings.debug_sql_header else []),
         ],
         lifespan=lifespan,
@@ -76,10 +63,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     install_error_handlers(app)
 
     admin = CustodianAdmin(app, settings=settings, database=database)
-    for view in MODEL_VIEWS:
+    for view in discover():
         admin.add_view(view)
-    for page in (TrashView, AuditLogView, HistoryView):
-        admin.add_view(page)
     _check_every_model_has_a_view(admin)
     app.state.admin = admin
     return app
@@ -90,8 +75,8 @@ def _check_every_model_has_a_view(admin: CustodianAdmin) -> None:
     missing = [model.__name__ for model in admin_models() if model not in shown]
     if missing:
         raise ImproperlyConfigured(
-            f"No admin view for {', '.join(missing)}: add one to MODEL_VIEWS in admin/app.py, "
-            "or set `__admin__ = False` on the model."
+            f"No admin view for {', '.join(missing)}: declare one in a module of admin/views/, "
+            "or give the model `policy = Policy(admin=False)`."
         )
 
 

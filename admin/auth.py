@@ -13,12 +13,10 @@ from urllib.parse import unquote, urlsplit
 
 from sqladmin.authentication import AuthenticationBackend
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from admin.csrf import csrf_failure, rotate_csrf_token
-from admin.security import SecurityHeadersMiddleware
 from backend.auth.actor import Actor
 from backend.config import Settings
 from backend.db.session import Database
@@ -100,7 +98,6 @@ class CustodianAuthentication(AuthenticationBackend):
             same_site="lax",
             https_only=settings.is_production,
         )
-        self.middlewares.append(Middleware(SecurityHeadersMiddleware, hsts=settings.is_production))
         self.database = database
 
     async def sign_in(self, request: Request, username: str, password: str) -> LoginOutcome:

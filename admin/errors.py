@@ -13,15 +13,15 @@ import uuid
 from sqlalchemy import exc as sa_exc
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from admin.keyset import ListChanged
+from admin.security import REQUEST_ID_HEADER
 from backend.db.errors import is_database_unavailable
 from backend.errors import AppError, Conflict, NotFound, PermissionDenied
 
 logger = logging.getLogger("custodian.web")
 
-REQUEST_ID_HEADER = "X-Request-ID"
 UNAVAILABLE_MESSAGE = "The database is unavailable right now. Please try again in a moment."
 INTERNAL_MESSAGE = "Something went wrong on our side. The error has been logged."
 
@@ -37,30 +37,6 @@ _PAGE = """<!doctype html>
 <h2 class="card-title" id="error-title">{title}</h2><p id="error-message">{message}</p>{extra}
 <a class="btn" href="/admin/">Back to the admin</a>
 </div></div></div></div></body></html>"""
-
-
-class RequestIdMiddleware:
-    """Gives every request an id (`request.state.request_id`) and echoes it in a header."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.setdefault("headers", [])
-                name = REQUEST_ID_HEADER.lower().encode()
-                if not any(key.lower() == name for key, _ in headers):
-                    headers.append((name, request_id.encode()))
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
 
 
 def status_for(exc: AppError) -> int:
@@ -123,7 +99,7 @@ def internal_error_response(request: Request, error: BaseException) -> Response:
             {"error": "Internal error", "detail": INTERNAL_MESSAGE, "request_id": correlation_id},
             status_code=500,
         )
-    # Set here too: the outermost handler runs outside RequestIdMiddleware.
+    # Set here too: the outermost handler runs outside ResponseHeadersMiddleware.
     response.headers[REQUEST_ID_HEADER] = correlation_id
     return response
 
@@ -138,8 +114,16 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return internal_error_response(request, exc)
 
 
+async def _list_changed(request: Request, exc: Exception) -> Response:
+    # A page link made for another sort, search, filter or page size: that list starts at its first page.
+    if not isinstance(exc, ListChanged):
+        raise TypeError(f"expected ListChanged, got {type(exc).__name__}")
+    return RedirectResponse(exc.first_page, status_code=302)
+
+
 def install_error_handlers(app: Starlette) -> None:
-    """Map database outages to 503 and any other failure to a generic 500 page."""
+    """Map database outages to 503, any other failure to a generic 500 page, a stale list link to page 1."""
+    app.add_exception_handler(ListChanged, _list_changed)
     for error_class in (OSError, sa_exc.DBAPIError, sa_exc.TimeoutError):
         app.add_exception_handler(error_class, _database_error)
     # Starlette calls this from its outermost middleware, then re-raises so

@@ -6,9 +6,10 @@ the same time on page 1 and on page 10,000; there is no OFFSET. The total is
 counted only up to a cap: a huge table shows "10,000+" instead of paying for
 a full COUNT on every page view.
 
-The cursor travels in the URL as `after=` or `before=` (the sort name, the
-last value and the last id, base64-encoded JSON), with `pos=` carrying the
-position only for the "Showing 501 to 600" label.
+The cursor travels in the URL as `after=` or `before=` (the list's
+fingerprint, the last value and the last id, base64-encoded JSON), with
+SQLAdmin's `page=` carrying the page number only for the "Showing 501 to
+600" label and the active page link.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from backend.values import InvalidValue, is_id, parse_date, parse_datetime, pars
 
 COUNT_CAP = 10_000
 # Where in a list a URL points; a new search, filter, sort or page size drops them.
-POSITION_PARAMS = ("after", "before", "pos", "page")
+POSITION_PARAMS = ("after", "before", "page")
 
 
 class CappedCount(int):
@@ -158,7 +159,12 @@ def _accepted(value: Any, ok: bool) -> Any:
 
 
 class KeysetPagination(Pagination):
-    """SQLAdmin's Pagination, fed by keyset links, so the stock list template renders it."""
+    """SQLAdmin's Pagination, fed by keyset links, so SQLAdmin's list endpoint and template render it.
+
+    `page` is the number the URL says (`?page=`), so the endpoint's check that
+    the page it asked for is the page it got holds; the links are made here
+    from the cursors, and `add_pagination_urls` has nothing left to add.
+    """
 
     def __init__(
         self,
@@ -166,18 +172,17 @@ class KeysetPagination(Pagination):
         rows: list[Any],
         page_size: int,
         count: CappedCount,
-        position: int,
+        page: int,
         url: URL,
         next_cursor: str | None,
         previous_cursor: str | None,
     ) -> None:
-        page = position // page_size + 1
-        super().__init__(rows=rows, page=page, page_size=page_size, count=max(count, position + len(rows)))
-        self.count = (
-            count if count >= position + len(rows) else CappedCount(position + len(rows), capped=True)
-        )
-        self.page = page
-        self.table: Any = None  # the <tbody> rows as HTML (ServiceModelView.table_rows)
+        position = (page - 1) * page_size
+        shown = position + len(rows)
+        super().__init__(rows=rows, page=page, page_size=page_size, count=max(count, shown))
+        self.count = count if count >= shown else CappedCount(shown, capped=True)
+        self.page = page  # Pagination clamps it to the count, which a page past the cap exceeds
+        self.table: Any = None  # the <tbody> rows as HTML (KeysetListing.table_rows)
         self._next_cursor = next_cursor
         self._previous_cursor = previous_cursor
         base = url.remove_query_params(list(POSITION_PARAMS))
@@ -185,12 +190,11 @@ class KeysetPagination(Pagination):
         if previous_cursor is not None and page > 2:
             controls.append(PageControl(number=1, url=str(base)))
         if previous_cursor is not None:
-            previous_position = max(0, position - page_size)
             controls.append(
                 PageControl(
                     number=page - 1,
-                    url=str(base.include_query_params(before=previous_cursor, pos=previous_position))
-                    if previous_position
+                    url=str(base.include_query_params(before=previous_cursor, page=page - 1))
+                    if page > 2
                     else str(base),
                 )
             )
@@ -198,8 +202,7 @@ class KeysetPagination(Pagination):
         if next_cursor is not None:
             controls.append(
                 PageControl(
-                    number=page + 1,
-                    url=str(base.include_query_params(after=next_cursor, pos=position + page_size)),
+                    number=page + 1, url=str(base.include_query_params(after=next_cursor, page=page + 1))
                 )
             )
         self.page_controls = controls
@@ -216,4 +219,5 @@ class KeysetPagination(Pagination):
         """Links are made in the constructor from the cursors."""
 
     def resize(self, page_size: int) -> Pagination:
+        # The page-size menu links to this page at another size: its cursor no longer fits (ListChanged).
         return self

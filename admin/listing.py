@@ -1,20 +1,28 @@
-"""A model view's list page: filtered, searched, sorted, paged by keyset, its table rows built in Python."""
+"""A model view's list page: filtered, searched, sorted, paged by keyset, its table rows built in Python.
+
+`KeysetListing.list` is SQLAdmin's public `ModelView.list`, so SQLAdmin's own
+list endpoint serves the page: it checks access, calls `list`, and compares
+the page number it returns with `?page=` (here the number of the page a
+cursor points at, a label only). A cursor made for another list raises
+`ListChanged`, which admin/errors.py answers with a redirect to page 1.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import builtins
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import Enum
 from typing import Any
 
 from markupsafe import Markup, escape
-from sqlalchemy import Select, false, func, literal, or_, select, tuple_
+from sqlalchemy import Row, Select, false, func, literal, or_, select, tuple_
 from sqlalchemy.orm import joinedload, selectinload
 from starlette.datastructures import URL
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from admin.auth import current_actor
-from admin.controls import RowControls
+from admin.controls import RowControls, url_for_rows
 from admin.filters import ALL
 from admin.keyset import (
     COUNT_CAP,
@@ -27,6 +35,7 @@ from admin.keyset import (
     list_state,
 )
 from admin.params import query_int
+from admin.requests import request_uow
 from backend.services import masking
 from backend.values import BIGINT_MAX
 
@@ -62,7 +71,7 @@ class KeysetListing(RowControls):
         (Stock SQLAdmin casts each column first, which no index matches.)
         """
         pattern = "%" + term[:200].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        columns = [getattr(self.model, name) for name in self._search_fields]
+        columns = [getattr(self.model, name) for name in self.columns.searchable]
         # false() first: a view without searchable columns finds nothing rather than erroring.
         return stmt.where(or_(false(), *(column.ilike(pattern, escape="\\") for column in columns)))
 
@@ -70,14 +79,13 @@ class KeysetListing(RowControls):
         """The (column, descending) the list is sorted by: only sortable, indexed columns."""
         sort_by = request.query_params.get("sortBy")
         if sort_by:
-            if sort_by not in self._sort_fields:
+            if sort_by not in self.columns.sortable:
                 raise HTTPException(status_code=400, detail="The list cannot be sorted by that column.")
             direction = request.query_params.get("sort") or "asc"
             if direction not in ("asc", "desc"):
                 raise HTTPException(status_code=400, detail="sort must be asc or desc.")
             return sort_by, direction == "desc"
-        default = self._get_default_sort()
-        return (self._get_prop_name(default[0][0]), bool(default[0][1])) if default else ("id", True)
+        return self.columns.default_sort
 
     def first_page_url(self, request: Request) -> URL:
         """This list as the request shows it (sort, search, filters, page size), from its first page."""
@@ -92,19 +100,31 @@ class KeysetListing(RowControls):
         search = request.query_params.get("search", "")
         return list_state(self.identity, self.keyset_sort(request), search, filters, self._page_size(request))
 
-    async def keyset_list(self, request: Request) -> KeysetPagination:
+    def rows_of(self, request: Request) -> Callable[[Select[Any]], Awaitable[Sequence[Row[Any]]]]:
+        """A statement -> its rows, read in the request's unit of work (what a filter's `lookups` runs)."""
+
+        async def run(stmt: Select[Any]) -> Sequence[Row[Any]]:
+            session = (await request_uow(request)).session
+            rows: Sequence[Row[Any]] = (await session.execute(stmt)).all()
+            return rows
+
+        return run
+
+    async def list(self, request: Request) -> KeysetPagination:
         """One page of the list: filtered, searched, sorted, fetched by cursor, counted up to a cap.
 
-        Three statements whatever the page size or depth: the capped count, the
-        rows (many-to-one columns joined in), and one per to-many column.
-        Raises `ListChanged` when the cursor was made for another sort, search,
-        filter or page size: such a list starts at its first page.
+        Three statements whatever the page size or depth, in the request's unit
+        of work: the capped count, the rows (many-to-one columns joined in),
+        and one per to-many column. Raises `ListChanged` when the cursor was
+        made for another sort, search, filter or page size: such a list starts
+        at its first page.
         """
         page_size = self._page_size(request)
         sort_name, descending = self.keyset_sort(request)
         sort_column = getattr(self.model, sort_name)
         pk = self.model.id  # type: ignore[attr-defined]  # every model here has IdMixin
-        position = query_int(request, "pos", default=0, minimum=0, maximum=BIGINT_MAX)
+        # Only labels the page ("Showing 501 to 600"); without a cursor the list is at its first page.
+        page = query_int(request, "page", default=1, minimum=1, maximum=BIGINT_MAX)
         after = request.query_params.get("after") or None
         before = None if after else request.query_params.get("before") or None
         cursor = (
@@ -114,10 +134,10 @@ class KeysetListing(RowControls):
         if cursor is not None and cursor.state != state:
             raise ListChanged(self.first_page_url(request))
         base = await self.filtered_statement(request, sort=False)
+        session = (await request_uow(request)).session
 
         capped = base.with_only_columns(pk).order_by(None).limit(COUNT_CAP + 1).subquery()
-        count = await self._run_arbitrary_query(select(func.count()).select_from(capped))
-        total = int(count[0][0])
+        total = int(await session.scalar(select(func.count()).select_from(capped)) or 0)
         counted = CappedCount(min(total, COUNT_CAP), capped=total > COUNT_CAP)
 
         backwards = before is not None
@@ -130,23 +150,20 @@ class KeysetListing(RowControls):
             stmt = stmt.where(key > bound if go_greater else key < bound)
         ascending = (not descending) != backwards
         ordering = (sort_column.asc(), pk.asc()) if ascending else (sort_column.desc(), pk.desc())
-        stmt = stmt.order_by(*ordering).limit(page_size + 1)
-        stmt = stmt.options(*self._list_loaders())
-        rows = list(await self._run_query(stmt))
+        stmt = stmt.order_by(*ordering).limit(page_size + 1).options(*self._list_loaders())
+        rows = list((await session.scalars(stmt)).unique().all())
         more = len(rows) > page_size
         rows = rows[:page_size]
         if backwards:
             rows.reverse()
 
-        table = await self.table_rows(rows, request)
         has_previous = (after is not None) or (backwards and more)
         has_next = (not backwards and more) or backwards
         pagination = KeysetPagination(
             rows=rows,
             page_size=page_size,
             count=counted,
-            # The position only labels the page ("Showing 11 to 20"); pages start at multiples of the size.
-            position=position - position % page_size if cursor is not None else 0,
+            page=page if cursor is not None else 1,
             url=request.url,
             next_cursor=encode_cursor(state, getattr(rows[-1], sort_name), rows[-1].id)
             if has_next and rows
@@ -155,7 +172,7 @@ class KeysetListing(RowControls):
             if has_previous and rows
             else None,
         )
-        pagination.table = table
+        pagination.table = await self.table_rows(rows, request)
         return pagination
 
     async def table_rows(self, rows: Sequence[Any], request: Request) -> Markup:
@@ -168,7 +185,9 @@ class KeysetListing(RowControls):
         is a link only when its details page would open. Every value is
         escaped with markupsafe.
         """
-        base = f"{self._admin_ref.base_url.rstrip('/')}/{self.identity}"
+        details_url = url_for_rows(request, "admin:details", identity=self.identity)
+        edit_url = url_for_rows(request, "admin:edit", identity=self.identity)
+        delete_url = str(request.url_for("admin:delete", identity=self.identity))
         query = f"?{request.url.query}" if request.url.query else ""
         can_view = await self.allowed_rows(request, rows, "details")
         can_edit = await self.allowed_rows(request, rows, "edit")
@@ -183,62 +202,59 @@ class KeysetListing(RowControls):
                 f'select-box" type="checkbox" aria-label="Select item"></td><td class="text-end">'
             )
             if can_view[index]:
-                parts.append(f'<a href="{base}/details/{pk}" aria-label="View" title="View">{_ICON_VIEW}</a>')
+                url = escape(details_url(pk))
+                parts.append(f'<a href="{url}" aria-label="View" title="View">{_ICON_VIEW}</a>')
             if can_edit[index]:
-                edit_url = f"{base}/edit/{pk}{escape(query)}"
-                parts.append(f'<a href="{edit_url}" aria-label="Edit" title="Edit">{_ICON_EDIT}</a>')
+                url = escape(edit_url(pk) + query)
+                parts.append(f'<a href="{url}" aria-label="Edit" title="Edit">{_ICON_EDIT}</a>')
             if can_delete[index]:
+                url = escape(f"{delete_url}?pks={pk}")
                 parts.append(
-                    f'<a href="#" data-name="{name}" data-pk="{pk}" data-url="{base}/delete?pks={pk}" '
+                    f'<a href="#" data-name="{name}" data-pk="{pk}" data-url="{url}" '
                     'data-bs-toggle="modal" data-bs-target="#modal-delete" '
                     f'aria-label="Delete">{_ICON_DELETE}</a>'
                 )
             parts.append("</td>")
-            for column in self._list_prop_names:
+            for column in self.columns.list:
                 parts.append(f"<td>{self._cell_html(row, column, request, links)}</td>")
             parts.append("</tr>")
         return Markup("".join(parts))  # noqa: S704 - every value above is escaped
 
-    def _listed_relations(self) -> list[str]:
-        """The list's columns that are relationships."""
-        return [name for name in self._list_prop_names if name in self._relation_names]
-
-    async def _related_links(self, request: Request, rows: Sequence[Any]) -> dict[tuple[str, Any], str]:
-        related: list[Any] = []
+    async def _related_links(self, request: Request, rows: Sequence[Any]) -> dict[tuple[type, Any], str]:
+        related: builtins.list[Any] = []
+        linked = [column for column in self.columns.listed_relations() if self.links_related(column)]
         for row in rows:
-            for column in self._listed_relations():
-                if self.links_related(column):
-                    related.extend(_as_list(getattr(row, column, None)))
+            for column in linked:
+                related.extend(_as_list(getattr(row, column, None)))
         return await self.detail_links(request, related)
 
     def _cell_html(
-        self, row: Any, column: str, request: Request, links: Mapping[tuple[str, Any], str]
+        self, row: Any, column: str, request: Request, links: Mapping[tuple[type, Any], str]
     ) -> str:
         value = getattr(row, column, None)
-        formatter = self._list_formatters.get(column)
+        formatter = self.columns.list_formatters.get(column)
         if formatter is not None:
-            accepts_request = self._list_formatter_accepts_request.get(column, False)
-            return str(escape(self._call_formatter(formatter, row, column, request, accepts_request)))
-        if column in self._relation_names:
+            return str(escape(formatter(row, column, request)))
+        if self.columns.is_relation(column):
             cells = []
             actor = current_actor(request)
             linked = self.links_related(column)
             for item in _as_list(value):
-                url = links.get((self._identity_for_object(item), item.id)) if linked else None
+                url = links.get((type(item), item.id)) if linked else None
                 text = escape(masking.label_for(actor, item))
-                cells.append(f'<a href="{url}">{text}</a>' if url else str(text))
+                cells.append(f'<a href="{escape(url)}">{text}</a>' if url else str(text))
             return "<br>".join(cells)
-        return str(escape(self._default_formatter(value.value if isinstance(value, Enum) else value)))
+        return str(escape(self.columns.shown_value(value.value if isinstance(value, Enum) else value)))
 
     def _page_size(self, request: Request) -> int:
         """`?pageSize=`, at most the largest size offered."""
         size = query_int(request, "pageSize", default=int(self.page_size), minimum=1, maximum=BIGINT_MAX)
         return min(size, max(self.page_size_options))
 
-    def _list_loaders(self) -> list[Any]:
+    def _list_loaders(self) -> builtins.list[Any]:
         """Many-to-one columns joined into the row query; collections loaded in one more query each."""
         loaders = []
-        for name in self._listed_relations():
+        for name in self.columns.listed_relations():
             relation = getattr(self.model, name)
             loaders.append(selectinload(relation) if relation.property.uselist else joinedload(relation))
         return loaders

@@ -12,6 +12,7 @@ through the masking rule.
 from __future__ import annotations
 
 import copy
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,14 +101,20 @@ class MaskedAjaxLoader(QueryAjaxModelLoader):
         ]
 
 
-def masked_ajax_loaders(view: ModelView) -> dict[str, QueryAjaxModelLoader]:
-    """The view's `form_ajax_refs` as `MaskedAjaxLoader`s, built as SQLAdmin builds its own."""
-    mapper: Any = sa_inspect(view.model)
-    relationships = mapper.relationships
-    return {
-        name: MaskedAjaxLoader(name, relationships[name].mapper.class_, view, **options)
-        for name, options in view.form_ajax_refs.items()
-    }
+_LOADERS: weakref.WeakKeyDictionary[ModelView, dict[str, MaskedAjaxLoader]] = weakref.WeakKeyDictionary()
+
+
+def masked_ajax_loaders(view: ModelView) -> dict[str, MaskedAjaxLoader]:
+    """The view's `form_ajax_refs` as `MaskedAjaxLoader`s, built as SQLAdmin builds its own, once per view."""
+    loaders = _LOADERS.get(view)
+    if loaders is None:
+        mapper: Any = sa_inspect(view.model)
+        relationships = mapper.relationships
+        loaders = _LOADERS[view] = {
+            name: MaskedAjaxLoader(name, relationships[name].mapper.class_, view, **options)
+            for name, options in view.form_ajax_refs.items()
+        }
+    return loaders
 
 
 def bind_form_labels(form: Form, request: Request) -> Form:
@@ -119,8 +126,11 @@ def bind_form_labels(form: Form, request: Request) -> Form:
     actor = current_actor(request)
     for field in form:
         if isinstance(field, AjaxSelectField | AjaxSelectMultipleField):
-            if isinstance(field.loader, MaskedAjaxLoader):
-                field.loader = field.loader.for_actor(actor)
+            # SQLAdmin's form carries its own loader: the masked one of the same name replaces it.
+            loader = field.loader
+            masked = masked_ajax_loaders(loader.model_admin).get(loader.name)
+            if masked is not None:
+                field.loader = masked.for_actor(actor)
         elif isinstance(field, QuerySelectField | QuerySelectMultipleField):
             field.get_label = _label_as(actor)
     return form

@@ -1,16 +1,21 @@
-"""Security headers for every response, with a Content-Security-Policy the admin works under."""
+"""The headers every response carries: a request id, and security headers with the admin's CSP.
+
+One middleware on the outer app, so SQLAdmin's pages, its error pages and the probes all get them.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import re
+import uuid
 from pathlib import Path
 
 import sqladmin
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+REQUEST_ID_HEADER = "X-Request-ID"
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
 
@@ -46,8 +51,10 @@ def content_security_policy() -> str:
     )
 
 
-class SecurityHeadersMiddleware:
-    """Adds anti-framing, no-sniff, referrer and CSP headers, and `no-store` on admin pages."""
+class ResponseHeadersMiddleware:
+    """Gives every request an id (`request.state.request_id`), echoed in `X-Request-ID`, and adds
+    anti-framing, no-sniff, referrer and CSP headers, and `no-store` on everything but static files.
+    """
 
     def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
@@ -66,11 +73,15 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
         is_static = "/statics/" in scope.get("path", "")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
                 headers = MutableHeaders(scope=message)
+                headers.setdefault(REQUEST_ID_HEADER, request_id)
                 for name, value in self.headers.items():
                     headers.setdefault(name, value)
                 if not is_static:

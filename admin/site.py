@@ -3,46 +3,45 @@
 - every write endpoint (create, edit, delete, custom actions, logout) needs
   POST/DELETE with a valid CSRF token, checked in `authenticate`;
 - custom `@action` routes accept POST only, and logout is a POST;
-- create, edit and delete go through the services: errors come back as form
-  errors next to their fields (400/409), refusals as 403, and nothing else
-  is ever shown as exception text;
+- create and edit are SQLAdmin's own routes; the views write through the
+  services (admin/writes.py) and record a refusal, which is shown next to its
+  fields with its own status (400/409), or as a 403/404 page; nothing else is
+  ever shown as exception text (admin/refusals.py);
+- SQLAdmin's reads run in the request's unit of work (admin/requests.py);
 - delete loads the selected rows in one query through the view's scoped
-  query and refuses rows the user cannot see;
+  query, refuses rows the user cannot see, and deletes all or none;
 - a user without any admin permission gets a clear "no access" page.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from types import MethodType
 from typing import Any
 
-from sqladmin import Admin, BaseView, ModelView
+from sqladmin import Admin, ModelView
 from sqladmin.authentication import login_required
 from starlette import status
 from starlette.applications import Starlette
 from starlette.datastructures import URL, FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
-from wtforms import Form
 
-from admin import outcomes
+from admin import outcomes, refusals
 from admin.auth import CustodianAuthentication, current_actor, next_to_keep, safe_next_url
 from admin.authorization import CustodianAuthorization
 from admin.csrf import SAFE_METHODS, csrf_failure, csrf_token
 from admin.error_pages import install_error_pages
 from admin.errors import install_error_handlers, status_for
-from admin.forms import VERSION_FIELD, missing_version, parse_version
-from admin.keyset import ListChanged
 from admin.params import query_ids
-from admin.relations import bind_form_labels, relation_label
+from admin.relations import bind_form_labels, masked_ajax_loaders, relation_label
+from admin.requests import RequestSessions
+from admin.sqladmin_adapter import action_route_prefix
 from admin.views.base import ServiceModelView
 from backend.config import Settings
 from backend.db.session import Database
-from backend.errors import AppError, Conflict, NotFound, PermissionDenied, ValidationFailed
+from backend.errors import AppError, NotFound, PermissionDenied
 from backend.models.user import USERNAME_MAX_LENGTH
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -55,7 +54,8 @@ class CustodianAdmin(Admin):
         self.auth = CustodianAuthentication(settings, database)
         super().__init__(
             app,
-            session_maker=database.sessions,
+            # SQLAdmin's reads take the request's unit-of-work session.
+            session_maker=RequestSessions(database),  # type: ignore[arg-type]  # an async_sessionmaker stand-in
             base_url="/admin",
             title="Custodian",
             templates_dir=str(TEMPLATES_DIR),
@@ -66,23 +66,32 @@ class CustodianAdmin(Admin):
         self.templates.env.globals["csrf_token"] = csrf_token
         self.templates.env.globals["current_actor"] = current_actor
         self.templates.env.globals["relation_label"] = relation_label
+        self.templates.env.globals["prepare_form"] = prepare_form
         for route in self.admin.router.routes:
             if isinstance(route, Route) and route.name == "logout":
                 route.methods = {"GET", "HEAD", "POST"}
+        # Code with a request and no view reaches the admin from its app (admin.controls.admin_of).
+        self.admin.state.admin = self
         install_error_handlers(self.admin)
         install_error_pages(self)
+        refusals.install_log_filter()
+
+    def add_model_view(self, view: type[ModelView]) -> None:
+        super().add_model_view(view)
+        # `@action` routes are registered for GET; they change data, so they take POST only.
+        prefix = action_route_prefix(view.identity)
+        for route in self.admin.router.routes:
+            if isinstance(route, Route) and route.name.startswith(prefix):
+                route.methods = {"POST"}
+
+    def model_view(self, identity: str) -> ModelView:
+        """The model view at `identity`; 404 when there is none."""
+        for view in self.views:
+            if isinstance(view, ModelView) and view.identity == identity:
+                return view
+        raise HTTPException(status_code=status.HTTP_404_NOT_FOUND)
 
     # Routes -----------------------------------------------------------------
-
-    def _handle_action_decorated_func(
-        self, func: MethodType, view: type[BaseView | ModelView], view_instance: BaseView | ModelView
-    ) -> None:
-        super()._handle_action_decorated_func(func, view, view_instance)
-        if hasattr(func, "_action"):
-            path = f"/{view_instance.identity}/action/{func._slug}"  # type: ignore[attr-defined]  # set by @action
-            for route in self.admin.router.routes:
-                if isinstance(route, Route) and route.path == path:
-                    route.methods = {"POST"}  # state changes are never GETs
 
     @login_required
     async def index(self, request: Request) -> Response:
@@ -119,98 +128,18 @@ class CustodianAdmin(Admin):
         await self.auth.logout(request)
         return RedirectResponse(request.url_for("admin:login"), status_code=status.HTTP_302_FOUND)
 
-    @login_required
-    async def list(self, request: Request) -> Response:
-        """The list page, paged by keyset and counted up to a cap (see admin/keyset.py)."""
-        can_list = await self._list(request)
-        model_view = self._find_model_view(request.path_params["identity"])
-        context: dict[str, Any] = {
-            **await model_view.list_context(request),
-            "model_view": model_view,
-            "can_list": can_list,
-            "can_import": False,
-        }
-        if can_list:
-            if not isinstance(model_view, ServiceModelView):
-                raise HTTPException(status_code=status.HTTP_404_NOT_FOUND)
-            try:
-                context["pagination"] = await model_view.keyset_list(request)
-            except ListChanged as changed:
-                # A new search, filter, sort or page size typed on page 3 starts at the first page.
-                return RedirectResponse(changed.first_page, status_code=status.HTTP_302_FOUND)
-        return await self.templates.TemplateResponse(request, model_view.list_template, context)
-
-    @login_required
     async def create(self, request: Request) -> Response:
-        await self._create(request)
-        model_view = self._find_model_view(request.path_params["identity"])
-        form_class = await model_view.scaffold_form(model_view._form_create_rules)
-        context = {**await model_view.create_context(request), "model_view": model_view}
-        template = model_view.create_template
-        if request.method in SAFE_METHODS:  # HEAD is a GET without the body
-            context["form"] = bind_form_labels(form_class(), request)
-            return await self.templates.TemplateResponse(request, template, context)
+        return _with_refusal(request, await super().create(request))
 
-        form_data = await self._handle_form_data(request)
-        form = bind_form_labels(form_class(form_data), request)
-        context["form"] = form
-        if not form.validate():
-            return await self.templates.TemplateResponse(request, template, context, status_code=400)
-        try:
-            obj = await model_view.insert_model(
-                request, self._denormalize_wtform_data(form.data, model_view.model)
-            )
-        except AppError as exc:
-            return await self._form_failure(request, template, context, form, exc)
-        outcomes.created(request, model_view, obj)
-        url = self.get_save_redirect_url(request=request, form=form_data, obj=obj, model_view=model_view)
-        return RedirectResponse(url=url, status_code=status.HTTP_302_FOUND)
-
-    @login_required
     async def edit(self, request: Request) -> Response:
-        await self._edit(request)
-        model_view = self._find_model_view(request.path_params["identity"])
-        model = await model_view.get_object_for_edit(request)
-        if model is None:
-            raise HTTPException(status_code=status.HTTP_404_NOT_FOUND)
-        form_class = await model_view.scaffold_form(model_view._form_edit_rules)
-        context = {**await model_view.edit_context(request), "obj": model, "model_view": model_view}
-        template = model_view.edit_template
-        if request.method in SAFE_METHODS:  # HEAD is a GET without the body
-            form = form_class(data=await model_view.get_form_data_for_edit(model))
-            context["form"] = bind_form_labels(form, request)
-            return await self.templates.TemplateResponse(request, template, context)
-
-        if not isinstance(model_view, ServiceModelView):
-            raise HTTPException(status_code=status.HTTP_404_NOT_FOUND)
-        form_data = await self._handle_form_data(request, model)
-        form = bind_form_labels(form_class(form_data), request)
-        context["form"] = form
-        submitted_version = form_data.get(VERSION_FIELD)
-        # Shown back as sent: a form refused as stale stays refused until it is reloaded.
-        context["submitted_version"] = submitted_version if isinstance(submitted_version, str) else ""
-        version = parse_version(submitted_version)
-        if version is None and hasattr(model_view.model, "version"):
-            form.validate()  # field errors too, so the page says everything at once
-            conflict = missing_version(model_view.name.lower())
-            return await self._form_failure(request, template, context, form, conflict)
-        if not form.validate():
-            return await self.templates.TemplateResponse(request, template, context, status_code=400)
-        data = self._denormalize_wtform_data(await model_view.edited_values(form, model), model)
-        data[VERSION_FIELD] = version
-        try:
-            obj = await model_view.update_model(request, pk=request.path_params["pk"], data=data)
-        except AppError as exc:
-            return await self._form_failure(request, template, context, form, exc)
-        outcomes.saved(request, model_view, obj)
-        url = self.get_save_redirect_url(request=request, form=form_data, obj=obj, model_view=model_view)
-        return RedirectResponse(url=url, status_code=status.HTTP_302_FOUND)
+        return _with_refusal(request, await super().edit(request))
 
     @login_required
     async def delete(self, request: Request) -> Response:
-        model_view = self._find_model_view(request.path_params["identity"])
+        model_view = self.model_view(request.path_params["identity"])
         # Permission first: a refused user learns nothing about which rows exist.
-        if not model_view.is_accessible(request) or not model_view._can_delete_any(request):
+        allowed = model_view.can_delete and model_view.has_permission(request, "delete")
+        if not model_view.is_accessible(request) or not allowed:
             raise HTTPException(status_code=status.HTTP_403_FORBIDDEN)
         if not isinstance(model_view, ServiceModelView):
             raise HTTPException(status_code=status.HTTP_403_FORBIDDEN)
@@ -236,13 +165,21 @@ class CustodianAdmin(Admin):
         return PlainTextResponse(str(url))
 
     @login_required
-    async def export(self, request: Request) -> Response:
-        """CSV of the current filtered list, streamed (needs `<table>.export`)."""
-        await self._export(request)
-        model_view = self._find_model_view(request.path_params["identity"])
-        if request.path_params["export_type"] != "csv" or not isinstance(model_view, ServiceModelView):
-            raise HTTPException(status_code=status.HTTP_404_NOT_FOUND)
-        return await model_view.export_csv(request)
+    async def ajax_lookup(self, request: Request) -> Response:
+        """The form's related-record lookup, labelled through the masking rule (admin/relations.py)."""
+        model_view = self.model_view(request.path_params["identity"])
+        if not model_view.is_accessible(request):
+            raise HTTPException(status_code=status.HTTP_403_FORBIDDEN)
+        # The lookup serves the create and edit forms: listing alone opens no search of the related model.
+        can_create = model_view.can_create and await model_view.check_can_create(request)
+        if not (can_create or (model_view.can_edit and model_view.has_permission(request, "edit"))):
+            raise HTTPException(status_code=status.HTTP_403_FORBIDDEN)
+        name, term = request.query_params.get("name"), request.query_params.get("term")
+        loader = masked_ajax_loaders(model_view).get(name or "")
+        if not term or loader is None:
+            raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST)
+        found = await loader.get_list(request, term)
+        return JSONResponse({"results": [loader.format(match) for match in found]})
 
     # Helpers ------------------------------------------------------------------
 
@@ -260,30 +197,34 @@ class CustodianAdmin(Admin):
             request, "custodian/login.html", context, status_code=status_code
         )
 
-    async def _form_failure(
-        self, request: Request, template: str, context: dict[str, Any], form: Form, exc: AppError
-    ) -> Response:
-        """Show a service's refusal on the form, keeping what the user typed."""
-        if isinstance(exc, PermissionDenied | NotFound):
-            raise HTTPException(status_code=status_for(exc), detail=exc.message)
-        general: list[str] = []
-        field_errors: Mapping[str, list[str]] = {}
-        if isinstance(exc, ValidationFailed):
-            field_errors = exc.errors
-        elif isinstance(exc, Conflict) and exc.field:
-            field_errors = {exc.field: [exc.message]}
-        else:
-            general.append(exc.message)
-        for name, messages in field_errors.items():
-            field = form._fields.get(name)
-            if field is None:
-                general.extend(messages)
-            else:
-                field.errors = [*field.errors, *messages]
-        context["error"] = " ".join(general) or exc.message
-        return await self.templates.TemplateResponse(request, template, context, status_code=status_for(exc))
-
 
 def _text(form: FormData, name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""
+
+
+def _with_refusal(request: Request, response: Response) -> Response:
+    """SQLAdmin's create or edit response, as the view's write left it.
+
+    The Response `after_model_change` returned replaces SQLAdmin's redirect;
+    a form shown again after a refusal gets the refusal's status, and a
+    refusal about the record itself (403, 404) is the error page.
+    """
+    after: Response | None = getattr(request.state, "custodian_after_change", None)
+    if after is not None:
+        return after
+    refusal = refusals.recorded(request)
+    if refusal is None or response.status_code != status.HTTP_400_BAD_REQUEST:
+        return response
+    if isinstance(refusal.error, PermissionDenied | NotFound):
+        raise HTTPException(status_code=refusal.status_code, detail=refusal.error.message)
+    response.status_code = refusal.status_code
+    return response
+
+
+def prepare_form(form: Any, request: Request) -> str | None:
+    """Ready a create or edit form to render (a template global): related records labelled for the
+    request's actor, a recorded refusal's errors placed on their fields. Returns the sentence to show.
+    """
+    bind_form_labels(form, request)
+    return refusals.place_refusal(form, request)

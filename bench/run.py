@@ -20,12 +20,12 @@ import base64
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from admin.keyset import encode_cursor  # noqa: E402
-from backend.services.seed import BULK_COLUMNS, bulk_product_rows  # noqa: E402
+from backend.services.bulk_seed import BULK_COLUMNS, bulk_product_rows  # noqa: E402
+from tests.serving import ServerDidNotStart, running_server  # noqa: E402
 
 PASSWORD = "bench-password-1234"
 SEARCH_TERM = "Smart Lamp"  # about 1% of the generated names
@@ -217,49 +218,22 @@ async def _raw_search(url: str, requests: int) -> dict[str, float]:
 # Servers --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
-def _server(env: dict[str, str], factory: str) -> Any:
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            factory,
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
+def _server(env: dict[str, str], factory: str) -> Iterator[str]:
+    """`factory` under uvicorn (one worker) on a free port; yields its base URL."""
+
+    def command(port: int) -> list[str]:
+        return [
+            *(sys.executable, "-m", "uvicorn", factory, "--factory"),
+            *("--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--log-level", "warning"),
+        ]
+
     try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit(f"{factory} did not start")
-        os.environ["BENCH_SERVER_PID"] = str(process.pid)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+        with running_server(command, cwd=REPO, env=env) as server:
+            os.environ["BENCH_SERVER_PID"] = str(server.pid)
+            yield server.url
+    except ServerDidNotStart as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 # Measuring ------------------------------------------------------------------------------
@@ -318,7 +292,7 @@ async def _throughput(
 def _pages(targets: dict[str, Any]) -> dict[str, str]:
     return {
         "list page 1": "/admin/product/list?pageSize=100",
-        "deep page (~500k)": f"/admin/product/list?pageSize=100&after={targets['deep_cursor']}&pos=500000",
+        "deep page (~500k)": f"/admin/product/list?pageSize=100&after={targets['deep_cursor']}&page=5001",
         "search (~1%)": f"/admin/product/list?pageSize=100&search={SEARCH_TERM.replace(' ', '+')}",
         "sort by name": "/admin/product/list?pageSize=100&sortBy=name&sort=asc",
         "filter by category": f"/admin/product/list?pageSize=100&category={targets['category_id']}",

@@ -1,45 +1,53 @@
-// Custodian: CSRF tokens for every state-changing request, and POST for actions and logout.
+// Custodian: the CSRF token on SQLAdmin's jQuery requests, the delete modal, the selected rows of a
+// confirmed action, flash toasts, and POST for an action SQLAdmin renders as a link.
+// Forms in our templates carry the token themselves; the sign-out link opens a page with a POST form.
 (function () {
   "use strict";
   var meta = document.querySelector('meta[name="csrf-token"]');
   var token = meta ? meta.getAttribute("content") : "";
-  var HEADER = "X-CSRF-Token";
+  var $ = window.jQuery;
 
-  // jQuery requests (SQLAdmin's delete modal uses $.ajax with DELETE).
-  if (window.jQuery) {
-    window.jQuery.ajaxSetup({ headers: { "X-CSRF-Token": token } });
+  // SQLAdmin's requests go through jQuery; ajaxSetup is its public way to add a header to all of them.
+  if ($) {
+    $.ajaxSetup({ headers: { "X-CSRF-Token": token } });
+  }
 
-    // SQLAdmin gives the modal's Delete button its URL only on "shown", after the
-    // fade-in; a click during the animation sent DELETE to the list page itself.
-    // Bind the URL on "show", before the button can be seen, and drop it on close
-    // so a stale URL can never be reused for another row.
-    window.jQuery(document).on("show.bs.modal", "#modal-delete", function (event) {
-      var trigger = window.jQuery(event.relatedTarget);
+  // The delete modal (templates/sqladmin/modals/delete.html). Its URL is bound on "show", before
+  // the button can be seen (a click during the fade-in must not go elsewhere), and dropped on close
+  // so it can never be reused for another row. The bulk delete's selection reaches its trigger
+  // only after Bootstrap opened the modal (SQLAdmin's own click handler runs second), so the
+  // trigger is read again when the modal is shown and when the button is pressed.
+  if ($) {
+    var deleteTrigger = null;
+    var bindDelete = function () {
+      var trigger = $(deleteTrigger);
       var url = trigger.data("url");
       if (url) {
-        window.jQuery("#modal-delete-button").attr("data-url", url);
+        $("#modal-delete-confirm").attr("data-url", url);
       }
       describeDelete(trigger.data("name"), trigger.data("pk"));
+    };
+    $(document).on("show.bs.modal", "#modal-delete", function (event) {
+      deleteTrigger = event.relatedTarget || deleteTrigger;
+      bindDelete();
       showDeleteError("");
     });
-    window.jQuery(document).on("hidden.bs.modal", "#modal-delete", function () {
-      window.jQuery("#modal-delete-button").removeAttr("data-url").removeAttr("aria-busy");
+    $(document).on("shown.bs.modal", "#modal-delete", bindDelete);
+    $(document).on("hidden.bs.modal", "#modal-delete", function () {
+      deleteTrigger = null;
+      $("#modal-delete-confirm").removeAttr("data-url").removeAttr("aria-busy");
     });
-
-    // The modal's button: our handler replaces SQLAdmin's (which writes an error page over the
-    // document). On success the server has flashed what happened and the page reloads; on a
-    // refusal the server's reason stays in the modal.
-    document.addEventListener("click", function (event) {
-      var button = event.target.closest("#modal-delete-button");
-      if (!button) { return; }
-      event.preventDefault();
-      event.stopPropagation();
+    // On success the server has flashed what happened and the list reloads; a refusal's reason
+    // stays in the modal.
+    $(document).on("click", "#modal-delete-confirm", function () {
+      var button = this;
+      bindDelete();
       var url = button.getAttribute("data-url");
       // Busy, not disabled: a disabled button drops the focus, and with it the modal's Escape key.
       if (!url || button.getAttribute("aria-busy") === "true") { return; }
       button.setAttribute("aria-busy", "true");
       showDeleteError("");
-      window.jQuery.ajax({ url: url, method: "DELETE", headers: { Accept: "text/plain" } })
+      $.ajax({ url: url, method: "DELETE", headers: { Accept: "text/plain" } })
         .done(function (target) {
           var next = new URL(String(target).trim() || window.location.href, window.location.href);
           if (next.pathname === window.location.pathname) {
@@ -52,7 +60,7 @@
           showDeleteError(refusalText(request));
           button.removeAttribute("aria-busy");
         });
-    }, true);
+    });
   }
 
   function describeDelete(name, pk) {
@@ -101,48 +109,6 @@
     });
   }
 
-  // fetch() requests that change something.
-  var originalFetch = window.fetch;
-  if (originalFetch) {
-    window.fetch = function (input, init) {
-      init = init || {};
-      var method = (init.method || "GET").toUpperCase();
-      if (method !== "GET" && method !== "HEAD") {
-        var headers = new Headers(init.headers || {});
-        headers.set(HEADER, token);
-        init.headers = headers;
-      }
-      return originalFetch.call(this, input, init);
-    };
-  }
-
-  function addToken(form) {
-    if (!form.querySelector('input[name="csrf_token"]')) {
-      var input = document.createElement("input");
-      input.type = "hidden";
-      input.name = "csrf_token";
-      input.value = token;
-      form.appendChild(input);
-    }
-  }
-
-  // Any POST form (SQLAdmin's own, or a view's) carries the token.
-  document.addEventListener("submit", function (event) {
-    var form = event.target;
-    if (form && form.method && form.method.toLowerCase() === "post") {
-      addToken(form);
-    }
-  }, true);
-
-  function postTo(url) {
-    var form = document.createElement("form");
-    form.method = "POST";
-    form.action = url;
-    addToken(form);
-    document.body.appendChild(form);
-    form.submit();
-  }
-
   function selectedPks() {
     var pks = [];
     document.querySelectorAll("input.select-box:checked").forEach(function (box) {
@@ -152,26 +118,41 @@
     return pks;
   }
 
-  // Custom actions and logout are POST-only on the server; SQLAdmin links to them
-  // with GET. Intercept before SQLAdmin's own handlers run (capture phase).
-  document.addEventListener("click", function (event) {
-    var element = event.target.closest("a, button");
-    if (!element) { return; }
-    var id = element.id || "";
-    var href = element.getAttribute("href") || "";
-    if (id.indexOf("action-custom-") === 0 && element.dataset.url) {
-      event.preventDefault();
-      event.stopPropagation();
-      var url = element.dataset.url;
-      postTo(url.indexOf("pks=") === -1 ? url + "?pks=" + selectedPks().join(",") : url);
-    } else if (href.indexOf("/action/") !== -1) {
-      event.preventDefault();
-      event.stopPropagation();
-      postTo(href);
-    } else if (/\/logout\/?$/.test(href)) {
-      event.preventDefault();
-      event.stopPropagation();
-      postTo(href);
+  function withPks(address) {
+    var url = new URL(address, window.location.href);
+    url.searchParams.set("pks", selectedPks().join(","));
+    return url.href;
+  }
+
+  // A confirmed action on the list (templates/sqladmin/modals/list_action_confirmation.html):
+  // the form is ours; the rows it applies to are the ones ticked when it is sent.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form instanceof HTMLFormElement && form.hasAttribute("data-selected-rows")) {
+      form.action = withPks(form.action);
     }
+  });
+
+  // An `@action` declared without a confirmation message has no modal of ours: SQLAdmin renders a
+  // link (in the list's Actions menu, or on a details page) and follows it with GET, which the
+  // POST-only route refuses. Only those links are sent as a form, before SQLAdmin's handler runs.
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("a");
+    if (!link) { return; }
+    var listAction = link.id.indexOf("action-custom-") === 0 && link.dataset.url;
+    var detailsAction = !listAction && /\/action\/[^/?]+(\?|$)/.test(link.getAttribute("href") || "");
+    if (!listAction && !detailsAction) { return; }
+    event.preventDefault();
+    event.stopPropagation();
+    var form = document.createElement("form");
+    form.method = "POST";
+    form.action = listAction ? withPks(link.dataset.url) : link.href;
+    var input = document.createElement("input");
+    input.type = "hidden";
+    input.name = "csrf_token";
+    input.value = token;
+    form.appendChild(input);
+    document.body.appendChild(form);
+    form.submit();
   }, true);
 })();

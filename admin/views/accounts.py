@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from sqladmin import expose
@@ -17,12 +17,11 @@ from admin import outcomes
 from admin.auth import current_actor
 from admin.controls import RowAction
 from admin.errors import status_for
+from admin.requests import request_uow
 from admin.views.base import ServiceModelView
 from backend.auth.passwords import MAX_PASSWORD_LENGTH
-from backend.db.uow import unit_of_work
 from backend.errors import AppError, NotFound, PermissionDenied, ValidationFailed
 from backend.models import Permission, Role, User
-from backend.services.roles import RoleService
 from backend.services.users import UserService
 
 SECRET_COLUMNS: list[Any] = [User.password_hash]
@@ -60,7 +59,7 @@ class SetPasswordForm(Form):
 
 
 class UserAdmin(ServiceModelView, model=User):
-    service = UserService
+    menu_order = 7
     name = "User"
     name_plural = "Users"
     icon = "fa-solid fa-user"
@@ -93,8 +92,10 @@ class UserAdmin(ServiceModelView, model=User):
     details_template = "custodian/user_details.html"
 
     async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
-        base = UserCreateForm if rules == self._form_create_rules else UserEditForm
-        names = [role.name for role in await self._run_query(select(Role).order_by(Role.name))]
+        base = UserCreateForm if rules == self.form_create_rules else UserEditForm
+        # SQLAdmin builds the form without the request; its session maker is the request's unit of work.
+        async with self.session_maker() as session:
+            names = list(await session.scalars(select(Role.name).order_by(Role.name)))
 
         class BoundForm(base):  # type: ignore[valid-type,misc]  # a per-request subclass with choices
             roles = SelectMultipleField("Roles", choices=[(n, n) for n in names], validate_choice=True)
@@ -124,7 +125,7 @@ class UserAdmin(ServiceModelView, model=User):
         return await self.account_problem(request, model.id, doing=DELETING) is None
 
     async def allowed_rows(self, request: Request, rows: Sequence[Any], action: RowAction) -> list[bool]:
-        # The rule for the whole page, edit and delete alike, in one read-only unit of work;
+        # The rule for the whole page, edit and delete alike, asked at once;
         # the per-row hooks then find their answers already asked.
         if action in ("edit", "delete") and rows and self.is_accessible(request):
             doings = [
@@ -144,7 +145,7 @@ class UserAdmin(ServiceModelView, model=User):
     ) -> dict[tuple[int, str], str | None]:
         """(account id, wording) -> why the signed-in actor may not, or None; remembered for the request.
 
-        What is not yet known is asked in one read-only unit of work, one query
+        What is not yet known is asked in the request's unit of work, one query
         per wording whatever the number of accounts.
         """
         answers: dict[tuple[int, str], str | None] = getattr(request.state, "account_problems", {})
@@ -153,29 +154,15 @@ class UserAdmin(ServiceModelView, model=User):
         missing = {doing: ids for doing, ids in missing.items() if ids}
         if missing:
             try:
-                async with unit_of_work(self.database(), current_actor(request), writes=False) as uow:
-                    service = UserService(uow)
-                    for doing, ids in missing.items():
-                        found = await service.management_problems(ids, doing=doing)
-                        answers.update({(user_id, doing): problem for user_id, problem in found.items()})
+                service = UserService(await request_uow(request))
+                for doing, ids in missing.items():
+                    found = await service.management_problems(ids, doing=doing)
+                    answers.update({(user_id, doing): problem for user_id, problem in found.items()})
             except (PermissionDenied, NotFound) as exc:
                 answers.update(
                     {(user_id, doing): exc.message for doing, ids in missing.items() for user_id in ids}
                 )
         return answers
-
-    def create_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        fields = ("username", "email", "password", "roles", "is_active", "is_superuser")
-        values = {name: data[name] for name in fields if name in data}
-        values["email"] = values.get("email") or ""  # an empty form field arrives as None
-        return values
-
-    def update_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        fields = ("email", "roles", "is_active", "is_superuser")
-        values = {name: data[name] for name in fields if name in data}
-        if "email" in values:  # left out when untouched in the form: it keeps its value
-            values["email"] = values["email"] or ""
-        return values
 
     @expose("/set-password/{pk}", methods=["GET", "POST"])
     async def set_password(self, request: Request) -> Response:
@@ -183,10 +170,10 @@ class UserAdmin(ServiceModelView, model=User):
         if not self.has_permission(request, "edit"):
             raise HTTPException(status_code=403)
         pk = self.parse_identifier(request.path_params["pk"])
-        rows = await self._run_query(self._hide_deleted(select(User).where(User.id == pk)))
-        if not rows:
+        uow = await request_uow(request)
+        user = (await uow.session.scalars(self.list_query(request).where(User.id == pk))).first()
+        if user is None:
             raise HTTPException(status_code=404)
-        user = rows[0]
         problem = await self.account_problem(request, user.id, doing="change the password of")
         if problem:
             raise HTTPException(status_code=403, detail=problem)
@@ -194,9 +181,8 @@ class UserAdmin(ServiceModelView, model=User):
         context: dict[str, Any] = {"model_view": self, "user": user, "form": form, "error": None}
         if request.method == "POST" and form.validate():
             try:
-                async with unit_of_work(self.database(), current_actor(request)) as uow:
-                    await UserService(uow).set_password(pk, form.password.data or "")
-                    await uow.commit()
+                await UserService(uow).set_password(pk, form.password.data or "")
+                await uow.commit()
             except ValidationFailed as exc:
                 form.password.errors = [*form.password.errors, *exc.errors.get("password", [])]
                 context["error"] = exc.message
@@ -219,7 +205,7 @@ class RoleForm(Form):
 
 
 class RoleAdmin(ServiceModelView, model=Role):
-    service = RoleService
+    menu_order = 8
     name = "Role"
     name_plural = "Roles"
     icon = "fa-solid fa-user-shield"
@@ -235,9 +221,11 @@ class RoleAdmin(ServiceModelView, model=Role):
 
     async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
         grouped: dict[str, list[tuple[str, str]]] = {}
-        for permission in await self._run_query(select(Permission).order_by(Permission.codename)):
-            group = permission.codename.split(".")[0]
-            grouped.setdefault(group, []).append((permission.codename, permission.codename))
+        # SQLAdmin builds the form without the request; its session maker is the request's unit of work.
+        async with self.session_maker() as session:
+            codenames = await session.scalars(select(Permission.codename).order_by(Permission.codename))
+            for codename in codenames:
+                grouped.setdefault(codename.split(".")[0], []).append((codename, codename))
 
         class BoundRoleForm(RoleForm):
             permissions = SelectMultipleField(
@@ -252,12 +240,3 @@ class RoleAdmin(ServiceModelView, model=Role):
             "description": obj.description,
             "permissions": [p.codename for p in obj.permissions],
         }
-
-    def create_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        values = {name: data[name] for name in ("name", "description", "permissions") if name in data}
-        if "description" in values:  # left out when untouched in the edit form: it keeps its value
-            values["description"] = values["description"] or ""
-        return values
-
-    def update_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        return self.create_input(data)

@@ -16,8 +16,8 @@ from admin import outcomes
 from admin.auth import current_actor
 from admin.errors import status_for
 from admin.params import path_id, query_date, query_id, query_int, query_optional_int
-from backend.db.session import Database
-from backend.db.uow import UnitOfWork, unit_of_work
+from admin.requests import request_uow
+from backend.db.uow import UnitOfWork
 from backend.errors import AppError, Conflict, NotFound, ValidationFailed
 from backend.exports import csv_line
 from backend.models import User
@@ -38,11 +38,6 @@ AUDIT_ACTIONS = (
 )
 AUDIT_FILTERS = ("actor", "model", "object_id", "action", "since", "until")
 PAGE_SIZE = 50
-
-
-def _database(view: BaseView) -> Database:
-    database: Database = view._admin_ref.database  # type: ignore[attr-defined]  # set by CustodianAdmin
-    return database
 
 
 MAX_TRASH_DAYS = 36_600  # a hundred years: "deleted in the past N days"
@@ -88,16 +83,16 @@ class TrashView(BaseView):
         deleted_by = request.query_params.get("user") or None
         days = query_optional_int(request, "days", minimum=1, maximum=MAX_TRASH_DAYS)
         page = query_int(request, "page", default=1, minimum=1, maximum=MAX_TRASH_PAGE)
-        async with unit_of_work(_database(self), current_actor(request), writes=False) as uow:
-            trash = Trash(uow)
-            try:
-                items, has_next = await trash.list(
-                    model=model, deleted_by=deleted_by, days=days, page=page, page_size=PAGE_SIZE
-                )
-            except AppError as exc:
-                raise HTTPException(status_code=status_for(exc), detail=exc.message) from exc
-            models = trash.models()
-            refused = await _unmanageable_accounts(uow, items)
+        uow = await request_uow(request)
+        trash = Trash(uow)
+        try:
+            items, has_next = await trash.list(
+                model=model, deleted_by=deleted_by, days=days, page=page, page_size=PAGE_SIZE
+            )
+        except AppError as exc:
+            raise HTTPException(status_code=status_for(exc), detail=exc.message) from exc
+        models = trash.models()
+        refused = await _unmanageable_accounts(uow, items)
         actor = current_actor(request)
         context = {
             "items": items,
@@ -125,10 +120,10 @@ class TrashView(BaseView):
             raise HTTPException(status_code=404, detail="No such kind of record in the trash.")
         trash_page = request.url_for("admin:view-trash")
         try:
-            async with unit_of_work(_database(self), current_actor(request)) as uow:
-                trash = Trash(uow)
-                await (trash.restore if what == "restore" else trash.purge)(table, pk)
-                await uow.commit()
+            uow = await request_uow(request)
+            trash = Trash(uow)
+            await (trash.restore if what == "restore" else trash.purge)(table, pk)
+            await uow.commit()
         except (Conflict, ValidationFailed, NotFound) as exc:
             # The message comes back through the session, never the URL (a link could forge it).
             outcomes.refused(request, exc.message)
@@ -174,8 +169,9 @@ class AuditLogView(BaseView):
     async def audit_log(self, request: Request) -> Response:
         filters = self._filters(request)
         before = query_id(request, "before")
-        async with unit_of_work(_database(self), current_actor(request), writes=False) as uow:
-            entries = await AuditLog(uow).search(filters, before_id=before, limit=PAGE_SIZE + 1)
+        entries = await AuditLog(await request_uow(request)).search(
+            filters, before_id=before, limit=PAGE_SIZE + 1
+        )
         has_next = len(entries) > PAGE_SIZE
         entries = entries[:PAGE_SIZE]
         query = {k: v for k, v in request.query_params.items() if k != "before"}
@@ -195,7 +191,8 @@ class AuditLogView(BaseView):
     @expose("/audit-log/export", methods=["GET"], identity="audit-log-export")
     async def export(self, request: Request) -> Response:
         filters = self._filters(request)
-        database, actor = _database(self), current_actor(request)
+        # Opened before the response starts: the rows are read from it while they are sent.
+        audit_log = AuditLog(await request_uow(request))
         columns = [
             "id",
             "created_at",
@@ -210,10 +207,9 @@ class AuditLogView(BaseView):
 
         async def rows() -> AsyncIterator[str]:
             yield csv_line(columns)
-            async with unit_of_work(database, actor, writes=False) as uow:
-                async for entry in AuditLog(uow).stream(filters):
-                    values: list[Any] = [getattr(entry, column) for column in columns[:-1]]
-                    yield csv_line([*values, json.dumps(entry.changes, ensure_ascii=False, sort_keys=True)])
+            async for entry in audit_log.stream(filters):
+                values: list[Any] = [getattr(entry, column) for column in columns[:-1]]
+                yield csv_line([*values, json.dumps(entry.changes, ensure_ascii=False, sort_keys=True)])
 
         return StreamingResponse(
             rows(),
@@ -239,8 +235,7 @@ class HistoryView(BaseView):
     async def history(self, request: Request) -> Response:
         table, pk = request.path_params["model"], str(path_id(request))
         try:
-            async with unit_of_work(_database(self), current_actor(request), writes=False) as uow:
-                entries = await AuditLog(uow).history(table, pk, include_children=True)
+            entries = await AuditLog(await request_uow(request)).history(table, pk, include_children=True)
         except AppError as exc:
             raise HTTPException(status_code=status_for(exc), detail=exc.message) from exc
         own = [entry for entry in entries if entry.model == table]

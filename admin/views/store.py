@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -19,15 +17,12 @@ from admin import outcomes
 from admin.auth import current_actor
 from admin.filters import ChoiceFilter, LiveForeignKeyFilter, RecentDateFilter
 from admin.params import query_ids
+from admin.requests import request_uow
 from admin.views.base import ServiceModelView, masked_formatters
-from backend.db.uow import unit_of_work
 from backend.errors import AppError, PermissionDenied
 from backend.models import Category, Customer, Order, OrderItem, OrderStatus, Product, ProductStatus, Tag
 from backend.services import masking
-from backend.services.catalog import CategoryService, ProductService, TagService
-from backend.services.customers import CustomerService
-from backend.services.orders import OrderItemService, OrderService
-from backend.values import InvalidValue, parse_id
+from backend.services.catalog import ProductService
 
 CATALOG = "Catalog"
 SALES = "Sales"
@@ -47,30 +42,8 @@ def lookup(model: Any, *fields: str, order_by: str) -> dict[str, Any]:
     return {"fields": fields, "order_by": order_by, "where": live_only(model), "limit": 20}
 
 
-def related_id(value: Any) -> Any:
-    """A relationship field's value as an id: ajax fields submit the id itself.
-
-    Anything that is not a whole number is passed on as it is, for the
-    service's validation to reject with a message next to the field.
-    """
-    if value is None or value == "":
-        return None
-    if hasattr(value, "id"):
-        return value.id
-    if isinstance(value, str):
-        try:
-            return parse_id(value)
-        except InvalidValue:
-            return value
-    return value
-
-
-def related_ids(values: Any) -> list[Any]:
-    return [related_id(value) for value in values or [] if value not in (None, "")]
-
-
 class CategoryAdmin(ServiceModelView, model=Category):
-    service = CategoryService
+    menu_order = 2
     name_plural = "Categories"
     icon = "fa-solid fa-folder-tree"
     category = CATALOG
@@ -82,17 +55,9 @@ class CategoryAdmin(ServiceModelView, model=Category):
     form_columns: ClassVar = [Category.name, Category.slug, Category.parent]
     form_ajax_refs: ClassVar = {"parent": lookup(Category, "name", "slug", order_by="name")}
 
-    def create_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        # A text field left out of `data` was not touched in the edit form: it keeps its value.
-        values = {key: data[key] for key in ("name", "slug") if key in data}
-        values["parent_id"] = related_id(data.get("parent"))
-        return values
-
-    update_input = create_input
-
 
 class TagAdmin(ServiceModelView, model=Tag):
-    service = TagService
+    menu_order = 3
     icon = "fa-solid fa-tag"
     category = CATALOG
 
@@ -115,7 +80,7 @@ STATUS_DONE = {
 
 
 class ProductAdmin(ServiceModelView, model=Product):
-    service = ProductService
+    menu_order = 1
     icon = "fa-solid fa-box"
     category = CATALOG
     action_permissions: ClassVar[dict[str, str]] = dict.fromkeys(STATUS_ACTIONS, "change")
@@ -189,19 +154,6 @@ class ProductAdmin(ServiceModelView, model=Product):
         "stock": {"validators": [Optional(), NumberRange(min=0, message="Cannot be below 0.")]},
     }
 
-    def create_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        # A text field left out of `data` was not touched in the edit form: it keeps its value.
-        values = {key: data[key] for key in ("sku", "name", "price", "stock", "status") if key in data}
-        if "description" in data:
-            values["description"] = data["description"] or ""
-        values["category_id"] = related_id(data.get("category"))
-        values["tag_ids"] = related_ids(data.get("tags"))
-        if values.get("stock") is None:
-            values.pop("stock", None)
-        return values
-
-    update_input = create_input
-
     async def _set_status(self, request: Request, slug: str) -> Response:
         """Set the selected products' status; back to the list with a message saying how many, or why not."""
         back = outcomes.back_to(request, request.url_for("admin:list", identity=self.identity))
@@ -210,9 +162,9 @@ class ProductAdmin(ServiceModelView, model=Product):
             return RedirectResponse(back, status_code=302)
         ids = query_ids(request)
         try:
-            async with unit_of_work(self.database(), current_actor(request)) as uow:
-                count = await ProductService(uow).set_status(ids, STATUS_ACTIONS[slug])
-                await uow.commit()
+            uow = await request_uow(request)
+            count = await ProductService(uow).set_status(ids, STATUS_ACTIONS[slug])
+            await uow.commit()
         except PermissionDenied as exc:
             raise HTTPException(status_code=403, detail=exc.message) from exc
         except AppError as exc:
@@ -237,7 +189,7 @@ class ProductAdmin(ServiceModelView, model=Product):
 class CustomerAdmin(ServiceModelView, model=Customer):
     """Email, phone and address are shown only to holders of `customer.view_pii`."""
 
-    service = CustomerService
+    menu_order = 6
     icon = "fa-solid fa-address-card"
     category = SALES
 
@@ -280,7 +232,7 @@ class CustomerAdmin(ServiceModelView, model=Customer):
 
 
 class OrderAdmin(ServiceModelView, model=Order):
-    service = OrderService
+    menu_order = 4
     icon = "fa-solid fa-receipt"
     category = SALES
 
@@ -309,19 +261,9 @@ class OrderAdmin(ServiceModelView, model=Order):
             super().details_query(request).options(selectinload(Order.items).selectinload(OrderItem.product))
         )
 
-    def create_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        values = {"customer_id": related_id(data.get("customer")), "status": data.get("status")}
-        placed_at = data.get("placed_at")
-        if isinstance(placed_at, datetime):
-            # The form's date picker has no time zone; the admin works in UTC.
-            values["placed_at"] = placed_at if placed_at.tzinfo else placed_at.replace(tzinfo=UTC)
-        return values
-
-    update_input = create_input
-
 
 class OrderItemAdmin(ServiceModelView, model=OrderItem):
-    service = OrderItemService
+    menu_order = 5
     name = "Order item"
     icon = "fa-solid fa-list"
     category = SALES
@@ -340,13 +282,3 @@ class OrderItemAdmin(ServiceModelView, model=OrderItem):
         "product": lookup(Product, "sku", "name", order_by="sku"),
     }
     form_edit_rules: ClassVar = ["quantity"]
-
-    def create_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            "order_id": related_id(data.get("order")),
-            "product_id": related_id(data.get("product")),
-            "quantity": data.get("quantity"),
-        }
-
-    def update_input(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        return {"quantity": data.get("quantity")}

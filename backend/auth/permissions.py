@@ -1,10 +1,11 @@
 """Permission codenames, generated from the models, and the built-in roles' policies.
 
 Every model the admin shows gets `<table>.view`, `.add`, `.change`, `.delete`,
-`.restore`, `.purge` and `.export`, plus the extra actions it declares in
-`__permissions__` (e.g. `("view_pii",)` -> `customer.view_pii`). A model opts
-out with `__admin__ = False`. `__permission_group__` says which built-in roles
-get what by default: "catalog", "business" (the default) or "accounts".
+`.restore`, `.purge` and `.export`, plus the extra actions of its policy
+(`Policy(permissions=("publish",))` -> `article.publish`; declaring `pii`
+adds `view_pii`). A model opts out with `Policy(admin=False)`. The policy's
+`group` says which built-in roles get what by default: "catalog", "business"
+(the default) or "accounts".
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from backend.db.base import Base
+from backend.db.policy import policy_of
+from backend.models import mapped_models
 
 MODEL_ACTIONS = ("view", "add", "change", "delete", "restore", "purge", "export")
 GLOBAL_PERMISSIONS = {
@@ -42,23 +45,21 @@ class PermissionSpec:
 
 def admin_models() -> list[type[Base]]:
     """Mapped classes the admin shows, in table-name order."""
-    classes = [mapper.class_ for mapper in Base.registry.mappers]
-    shown = [cls for cls in classes if getattr(cls, "__admin__", True)]
-    return sorted(shown, key=lambda cls: str(cls.__tablename__))
+    return [model for model in mapped_models() if policy_of(model).admin]
 
 
 def model_permission_specs(model: type[Base]) -> list[PermissionSpec]:
     table = str(model.__tablename__)
-    group = str(getattr(model, "__permission_group__", BUSINESS))
+    policy = policy_of(model)
     label = table.replace("_", " ")
-    actions = (*MODEL_ACTIONS, *getattr(model, "__permissions__", ()))
+    actions = (*MODEL_ACTIONS, *(action for action in policy.permissions if action not in MODEL_ACTIONS))
     return [
         PermissionSpec(
             codename=f"{table}.{action}",
             description=f"Can {action.replace('_', ' ')} {label} records",
             table=table,
             action=action,
-            group=group,
+            group=policy.group,
         )
         for action in actions
     ]

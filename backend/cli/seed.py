@@ -10,7 +10,8 @@ import click
 from backend.cli.context import in_unit_of_work, run
 from backend.cli.output import say
 from backend.db.uow import UnitOfWork
-from backend.services.seed import SeedReport, seed_bulk_products, seed_demo
+from backend.services.bulk_seed import seed_bulk_products
+from backend.services.seed import SeedReport, seed_demo
 
 
 @click.command()

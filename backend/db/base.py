@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase, declared_attr
+
+from backend.db.policy import Policy
 
 # Predictable constraint names: migrations can refer to them, and the
 # repositories turn integrity errors into messages by constraint name.
@@ -26,9 +29,11 @@ def snake_case(name: str) -> str:
 
 
 class Base(DeclarativeBase):
-    """Declarative base: snake_case singular table names, named constraints."""
+    """Declarative base: snake_case singular table names, named constraints, a default policy."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # A model overrides it with its own `policy = Policy(...)` (see backend/db/policy.py).
+    policy: ClassVar[Policy] = Policy()
 
     @declared_attr.directive
     def __tablename__(cls) -> str:  # noqa: N805 - declarative directive

@@ -4,27 +4,32 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from backend.config import Settings
+from backend.db import audit as audit_trail
+from backend.db.audit import ACTOR_KEY, AUDIT_ENABLED_KEY
+from backend.db.base import Base
 from backend.db.session import WRITE_INTENT, Database
+from backend.repositories.base import Repository
 
 if TYPE_CHECKING:
     from backend.auth.actor import Actor
 
-# Read by the audit trail (backend.services.audit) after every flush.
-ACTOR_KEY = "custodian.actor"
-AUDIT_ENABLED_KEY = "custodian.audit"
+ModelT = TypeVar("ModelT", bound=Base)
+RepositoryT = TypeVar("RepositoryT", bound=Repository[Any])
 
 
 class UnitOfWork:
     """A session whose transaction is committed only by an explicit `commit()`.
 
-    It also carries who is acting and the settings, so services need nothing else.
+    It also carries who is acting and the settings, and hands out one
+    repository per model (`repo`), so services need nothing else. What its
+    session flushes is audited as the actor (backend.db.audit), installed here.
     A unit of work either writes (the default: on SQLite its transaction begins
     with `BEGIN IMMEDIATE`, so it waits for other writers instead of failing
     with "database is locked") or only reads (`writes=False`: it never takes
@@ -45,8 +50,10 @@ class UnitOfWork:
         self.settings = settings
         self.committed = False
         self.writes = False
+        self._repositories: dict[type[Any], Repository[Any]] = {}
         session.info[ACTOR_KEY] = actor
         session.info[AUDIT_ENABLED_KEY] = audit
+        audit_trail.install(session.sync_session)
         if writes:
             self._declare_writes()
         else:
@@ -54,6 +61,33 @@ class UnitOfWork:
             # SQLite transaction and could fail under load: refuse it always.
             event.listen(session.sync_session, "before_flush", self._refuse_undeclared_write)
             event.listen(session.sync_session, "do_orm_execute", self._refuse_undeclared_dml)
+
+    @overload
+    def repo(self, kind: type[RepositoryT]) -> RepositoryT: ...
+
+    @overload
+    def repo(self, kind: type[ModelT]) -> Repository[ModelT]: ...
+
+    def repo(self, kind: type[Any]) -> Repository[Any]:
+        """The repository of a model (`uow.repo(Product)`), one per model in this unit of work.
+
+        Pass a repository class (`uow.repo(AuditEntryRepository)`) for the
+        queries it adds; it is the same object `repo(AuditEntry)` returns.
+        """
+        model = kind.model if isinstance(kind, type) and issubclass(kind, Repository) else kind
+        repository = self._repositories.get(model)
+        if repository is None:
+            repository = Repository.class_for(model)(self.session, model)
+            self._repositories[model] = repository
+        return repository
+
+    def audit_as(self, actor: Actor) -> None:
+        """Record what is flushed from now on as done by `actor` (who signed in); permissions stay."""
+        self.session.info[ACTOR_KEY] = actor
+
+    async def flush(self) -> None:
+        """Write pending changes now, without a savepoint (a failure spoils the unit of work)."""
+        await self.session.flush()
 
     async def begin_writing(self) -> None:
         """Turn a unit of work that has only read so far into one that writes.

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db.base import Base
 from backend.db.mixins import IdMixin
+from backend.db.policy import Policy
 from backend.db.types import UTCDateTime, utcnow
 
 
@@ -21,7 +22,7 @@ class AuditEntry(IdMixin, Base):
     on this table (triggers on PostgreSQL and SQLite).
     """
 
-    __admin__: ClassVar[bool] = False  # shown by the audit log page, not a model view
+    policy = Policy(admin=False)  # shown by the audit log page, not a model view
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     actor_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
 
 from sqlalchemy import Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db.base import Base
 from backend.db.mixins import BigIntId, IdMixin
+from backend.db.policy import Policy
 from backend.db.types import UTCDateTime, utcnow
 
 
@@ -20,7 +20,7 @@ class AuthSession(IdMixin, Base):
     role change), when it has been idle too long, or at its absolute expiry.
     """
 
-    __admin__: ClassVar[bool] = False
+    policy = Policy(admin=False)
 
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("user.id", ondelete="CASCADE"), index=True)
@@ -35,7 +35,7 @@ class AuthSession(IdMixin, Base):
 class LoginAttempt(IdMixin, Base):
     """Every sign-in attempt, kept for throttling and review."""
 
-    __admin__: ClassVar[bool] = False
+    policy = Policy(admin=False)
 
     username: Mapped[str] = mapped_column(String(150))
     client_address: Mapped[str] = mapped_column(String(64))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
-from typing import ClassVar
 
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Integer, Numeric, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from backend.db.base import Base
 from backend.db.columns import enum_column, live_index, live_unique
 from backend.db.mixins import BigIntId, IdMixin, SoftDeleteMixin, TimestampMixin, VersionMixin
+from backend.db.policy import Policy
 
 
 class ProductStatus(StrEnum):
@@ -31,7 +31,7 @@ product_tag = Table(
 class Category(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
     """A product category; categories nest through `parent`."""
 
-    __permission_group__: ClassVar[str] = "catalog"
+    policy = Policy(group="catalog")
 
     name: Mapped[str] = mapped_column(String(120))
     slug: Mapped[str] = mapped_column(String(140))
@@ -51,7 +51,7 @@ class Category(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
 
 
 class Tag(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
-    __permission_group__: ClassVar[str] = "catalog"
+    policy = Policy(group="catalog")
 
     name: Mapped[str] = mapped_column(String(60))
 
@@ -64,7 +64,7 @@ class Tag(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
 class Product(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
     """Something the store sells. Prices are positive; stock never goes negative."""
 
-    __permission_group__: ClassVar[str] = "catalog"
+    policy = Policy(group="catalog")
 
     sku: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))

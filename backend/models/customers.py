@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db.base import Base
 from backend.db.columns import live_index, live_unique
 from backend.db.mixins import IdMixin, SoftDeleteMixin, TimestampMixin, VersionMixin
+from backend.db.policy import Policy
 
 
 class Customer(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
-    __permissions__: ClassVar[tuple[str, ...]] = ("view_pii",)
-    __pii_fields__: ClassVar[frozenset[str]] = frozenset({"email", "phone", "address"})
+    # Personal data: shown only with `customer.view_pii` (declaring it creates that permission).
+    policy = Policy(pii={"email", "phone", "address"})
 
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(254))

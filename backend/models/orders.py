@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import ClassVar
 
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, Numeric
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from backend.db.base import Base
 from backend.db.columns import enum_column, live_index
 from backend.db.mixins import BigIntId, IdMixin, SoftDeleteMixin, TimestampMixin, VersionMixin
+from backend.db.policy import Policy
 from backend.db.types import UTCDateTime, utcnow
 from backend.models.catalog import Product
 from backend.models.customers import Customer
@@ -27,7 +27,7 @@ class OrderStatus(StrEnum):
 
 class Order(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
     # An order's history shows its items' entries too: child table -> its key to the order.
-    __history_children__: ClassVar[dict[str, str]] = {"order_item": "order_id"}
+    policy = Policy(history_children={"order_item": "order_id"})
 
     customer_id: Mapped[int] = mapped_column(
         BigIntId, ForeignKey("customer.id", ondelete="RESTRICT"), index=True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from backend.db.base import Base
 from backend.db.columns import live_unique
 from backend.db.mixins import IdMixin, SoftDeleteMixin, TimestampMixin, VersionMixin
+from backend.db.policy import Policy
 from backend.db.types import UTCDateTime
 from backend.models.rbac import user_role
 
@@ -24,8 +25,7 @@ EMAIL_MAX_LENGTH = 254
 class User(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
     """A person who signs in. The password is only ever stored as a hash."""
 
-    __permission_group__: ClassVar[str] = "accounts"
-    __secret_fields__: ClassVar[frozenset[str]] = frozenset({"password_hash"})
+    policy = Policy(group="accounts", secret={"password_hash"})
 
     username: Mapped[str] = mapped_column(String(USERNAME_MAX_LENGTH))
     email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH), default="", server_default="")

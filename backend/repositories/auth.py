@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models import AuthSession, LoginAttempt, Permission, User, role_permission, user_role
+from backend.repositories.base import Repository
 
 
 @dataclass(frozen=True)
@@ -18,88 +18,88 @@ class SessionWithUser:
     permissions: frozenset[str]
 
 
-async def find_session(db: AsyncSession, token_hash: str) -> SessionWithUser | None:
-    """The session for `token_hash` with its user and permission codenames, in one query."""
-    stmt = (
-        select(AuthSession, User, Permission.codename)
-        .join(User, User.id == AuthSession.user_id)
-        .outerjoin(user_role, user_role.c.user_id == User.id)
-        .outerjoin(role_permission, role_permission.c.role_id == user_role.c.role_id)
-        .outerjoin(Permission, Permission.id == role_permission.c.permission_id)
-        .where(AuthSession.token_hash == token_hash)
-    )
-    rows = (await db.execute(stmt)).all()
-    if not rows:
-        return None
-    session, user = rows[0][0], rows[0][1]
-    codenames = frozenset(row[2] for row in rows if row[2] is not None)
-    return SessionWithUser(session=session, user=user, permissions=codenames)
+class AuthSessionRepository(Repository[AuthSession]):
+    model = AuthSession
 
-
-async def touch_session(db: AsyncSession, session_id: int, now: datetime) -> bool:
-    """Record that the session was used at `now`; False when it is no longer open (nothing written).
-
-    Checked in the UPDATE itself, not from an earlier read: a session revoked,
-    expired or whose user was deactivated or deleted since stays ended.
-    """
-    user_is_live = (
-        select(User.id)
-        .where(User.id == AuthSession.user_id, User.is_active.is_(True), User.deleted_at.is_(None))
-        .exists()
-    )
-    result = await db.execute(
-        update(AuthSession)
-        .where(
-            AuthSession.id == session_id,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > now,
-            user_is_live,
+    async def find(self, token_hash: str) -> SessionWithUser | None:
+        """The session for `token_hash` with its user and permission codenames, in one query."""
+        stmt = (
+            select(AuthSession, User, Permission.codename)
+            .join(User, User.id == AuthSession.user_id)
+            .outerjoin(user_role, user_role.c.user_id == User.id)
+            .outerjoin(role_permission, role_permission.c.role_id == user_role.c.role_id)
+            .outerjoin(Permission, Permission.id == role_permission.c.permission_id)
+            .where(AuthSession.token_hash == token_hash)
         )
-        .values(last_seen_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0) == 1
+        rows = (await self.session.execute(stmt)).all()
+        if not rows:
+            return None
+        session, user = rows[0][0], rows[0][1]
+        codenames = frozenset(row[2] for row in rows if row[2] is not None)
+        return SessionWithUser(session=session, user=user, permissions=codenames)
+
+    async def touch(self, session_id: int, now: datetime) -> bool:
+        """Record that the session was used at `now`; False when it is no longer open (nothing written).
+
+        Checked in the UPDATE itself, not from an earlier read: a session revoked,
+        expired or whose user was deactivated or deleted since stays ended.
+        """
+        user_is_live = (
+            select(User.id)
+            .where(User.id == AuthSession.user_id, User.is_active.is_(True), User.deleted_at.is_(None))
+            .exists()
+        )
+        result = await self.session.execute(
+            update(AuthSession)
+            .where(
+                AuthSession.id == session_id,
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > now,
+                user_is_live,
+            )
+            .values(last_seen_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0) == 1
+
+    async def revoke(self, token_hash: str, now: datetime) -> None:
+        await self.session.execute(
+            update(AuthSession)
+            .where(AuthSession.token_hash == token_hash, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+    async def revoke_for_user(self, user_id: int, now: datetime) -> int:
+        """End every open session of a user; returns how many were open."""
+        result = await self.session.execute(
+            update(AuthSession)
+            .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def revoke_session(db: AsyncSession, token_hash: str, now: datetime) -> None:
-    await db.execute(
-        update(AuthSession)
-        .where(AuthSession.token_hash == token_hash, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+class LoginAttemptRepository(Repository[LoginAttempt]):
+    model = LoginAttempt
 
+    async def count_failures(self, *, username: str, client_address: str, since: datetime) -> tuple[int, int]:
+        """Failed attempts since `since`: (for this username, from this address), in one query."""
+        failed = and_(LoginAttempt.succeeded.is_(False), LoginAttempt.attempted_at >= since)
+        by_user = select(func.count()).where(failed, LoginAttempt.username == username).scalar_subquery()
+        by_address = (
+            select(func.count())
+            .where(failed, LoginAttempt.client_address == client_address)
+            .scalar_subquery()
+        )
+        row = (await self.session.execute(select(by_user, by_address))).one()
+        return int(row[0]), int(row[1])
 
-async def revoke_user_sessions(db: AsyncSession, user_id: int, now: datetime) -> int:
-    """End every open session of a user; returns how many were open."""
-    result = await db.execute(
-        update(AuthSession)
-        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-async def count_failures(
-    db: AsyncSession, *, username: str, client_address: str, since: datetime
-) -> tuple[int, int]:
-    """Failed attempts since `since`: (for this username, from this address)."""
-    failed = and_(LoginAttempt.succeeded.is_(False), LoginAttempt.attempted_at >= since)
-    by_user = select(func.count()).where(failed, LoginAttempt.username == username).scalar_subquery()
-    by_address = (
-        select(func.count()).where(failed, LoginAttempt.client_address == client_address).scalar_subquery()
-    )
-    row = (await db.execute(select(by_user, by_address))).one()
-    return int(row[0]), int(row[1])
-
-
-async def oldest_failure(
-    db: AsyncSession, *, username: str, client_address: str, since: datetime
-) -> datetime | None:
-    stmt = select(func.min(LoginAttempt.attempted_at)).where(
-        LoginAttempt.succeeded.is_(False),
-        LoginAttempt.attempted_at >= since,
-        (LoginAttempt.username == username) | (LoginAttempt.client_address == client_address),
-    )
-    value = (await db.execute(stmt)).scalar_one_or_none()
-    return value if isinstance(value, datetime) else None
+    async def oldest_failure(self, *, username: str, client_address: str, since: datetime) -> datetime | None:
+        stmt = select(func.min(LoginAttempt.attempted_at)).where(
+            LoginAttempt.succeeded.is_(False),
+            LoginAttempt.attempted_at >= since,
+            (LoginAttempt.username == username) | (LoginAttempt.client_address == client_address),
+        )
+        value = (await self.session.execute(stmt)).scalar_one_or_none()
+        return value if isinstance(value, datetime) else None

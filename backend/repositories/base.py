@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import MANYTOONE, InstrumentedAttribute
 from sqlalchemy.orm.interfaces import ORMOption
 from sqlalchemy.sql.schema import Table
 
 from backend.db.base import Base
 from backend.db.integrity import Violation, describe_violation
+from backend.db.statistics import analyze
+from backend.repositories.bulk import bulk_insert
 
 ModelT = TypeVar("ModelT", bound=Base)
+ValueT = TypeVar("ValueT")
 
 
 class IntegrityViolation(Exception):
@@ -29,16 +34,50 @@ class IntegrityViolation(Exception):
         self.violation = violation
 
 
+@asynccontextmanager
+async def savepoint(session: AsyncSession, table: Table) -> AsyncIterator[None]:
+    """The body's changes and their flush, all or nothing; constraint failures become `IntegrityViolation`.
+
+    The savepoint is rolled back when the body or the flush fails, and what was
+    added inside it is dropped, so the unit of work stays usable and a later
+    flush does not retry the failed write. `table` names the constraints.
+    """
+    try:
+        async with session.begin_nested():
+            yield
+            await session.flush()
+    except IntegrityError as exc:
+        raise IntegrityViolation(describe_violation(exc, table)) from exc
+
+
 class Repository(Generic[ModelT]):
     """Reads and writes one model. Soft-deleted rows are hidden unless asked for.
 
-    Writes flush inside a savepoint, so a failed write leaves the rest of the
-    unit of work usable; nothing here commits.
+    A model that needs its own queries gets a subclass that sets `model`
+    (in `backend/repositories/<thing>.py`); `UnitOfWork.repo(Model)` then
+    returns that subclass. Nothing here commits.
     """
 
-    def __init__(self, session: AsyncSession, model: type[ModelT]) -> None:
+    model: type[ModelT]
+    _by_model: ClassVar[dict[type[Any], type[Repository[Any]]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        model = cls.__dict__.get("model")
+        if model is not None:
+            if model in Repository._by_model:
+                raise TypeError(f"{model.__name__} already has {Repository._by_model[model].__name__}")
+            Repository._by_model[model] = cls
+
+    @staticmethod
+    def class_for(model: type[Any]) -> type[Repository[Any]]:
+        """The repository class declared for `model`, else the generic one."""
+        return Repository._by_model.get(model, Repository)
+
+    def __init__(self, session: AsyncSession, model: type[ModelT] | None = None) -> None:
         self.session = session
-        self.model = model
+        if model is not None:
+            self.model = model
 
     @property
     def soft_deletable(self) -> bool:
@@ -50,6 +89,8 @@ class Repository(Generic[ModelT]):
             stmt = stmt.where(self._column("deleted_at").is_(None))
         return stmt
 
+    # Reads ------------------------------------------------------------------
+
     async def get(
         self,
         id_: object,
@@ -58,10 +99,28 @@ class Repository(Generic[ModelT]):
         options: Sequence[ORMOption] = (),
         for_update: bool = False,
     ) -> ModelT | None:
+        """The row `id_`, or None; a soft-deleted row only with `include_deleted`.
+
+        A row this session already holds is returned without a query (the
+        admin loads the row a request is about, then the service asks again).
+        """
+        if not options and not for_update:
+            obj = await self.session.get(self.model, id_)
+            hidden = obj is not None and self.soft_deletable and not include_deleted
+            return None if hidden and getattr(obj, "deleted_at", None) is not None else obj
         stmt = self.select(include_deleted=include_deleted).where(self._column("id") == id_).options(*options)
         if for_update:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def get_many(
+        self, ids: Collection[object], *, include_deleted: bool = False, options: Sequence[ORMOption] = ()
+    ) -> builtins.list[ModelT]:
+        """The rows among `ids` (in id order); missing ones are simply absent."""
+        if not ids:
+            return []
+        where = [self._column("id").in_([*ids])]
+        return await self.list(where=where, include_deleted=include_deleted, options=options)
 
     async def get_by(
         self, *, include_deleted: bool = False, options: Sequence[ORMOption] = (), **filters: object
@@ -90,6 +149,20 @@ class Repository(Generic[ModelT]):
         stmt = stmt.order_by(*(order_by or (self._column("id"),))).limit(limit).offset(offset)
         return builtins.list((await self.session.execute(stmt)).scalars().all())
 
+    async def values(
+        self,
+        attribute: InstrumentedAttribute[ValueT],
+        *,
+        filters: Mapping[str, object] | None = None,
+        where: Sequence[ColumnElement[bool]] = (),
+        include_deleted: bool = False,
+    ) -> builtins.list[ValueT]:
+        """One column of the matching rows (ids, slugs), in id order, without loading the rows."""
+        stmt = select(attribute).where(*self._conditions(filters or {}), *where)
+        if self.soft_deletable and not include_deleted:
+            stmt = stmt.where(self._column("deleted_at").is_(None))
+        return builtins.list((await self.session.execute(stmt.order_by(self._column("id")))).scalars())
+
     async def count(
         self,
         *,
@@ -105,31 +178,113 @@ class Repository(Generic[ModelT]):
         stmt = self.select(include_deleted=include_deleted).where(*self._conditions(filters)).limit(1)
         return (await self.session.execute(stmt)).first() is not None
 
+    async def load(self, obj: ModelT, *attributes: str) -> None:
+        """Load the `attributes` of `obj` this session has not loaded yet (nothing lazy-loads).
+
+        A collection about to be replaced must be loaded first; one the caller
+        already loaded in this unit of work (the admin's row) is not read again.
+        """
+        unloaded = inspect(obj).unloaded
+        missing = [name for name in attributes if name in unloaded]
+        if missing:
+            await self.session.refresh(obj, attribute_names=missing)
+
+    async def in_trash(
+        self, *, deleted_by: str | None = None, since: datetime | None = None, limit: int | None = None
+    ) -> builtins.list[tuple[ModelT, str | None]]:
+        """Deleted rows, newest deletion first, each with who deleted it (None: the system)."""
+        deleted_at, deleted_by_id = self._column("deleted_at"), self._column("deleted_by_id")
+        # The users table, found from the foreign key and aliased: a user's own trash joins it twice.
+        users = next(iter(self.table.c.deleted_by_id.foreign_keys)).column.table.alias("deleter")
+        stmt = (
+            select(self.model, users.c.username)
+            .outerjoin(users, users.c.id == deleted_by_id)
+            .where(deleted_at.is_not(None))
+            .order_by(deleted_at.desc(), self._column("id").desc())
+            .limit(limit)
+        )
+        if deleted_by:
+            stmt = stmt.where(users.c.username == deleted_by)
+        if since:
+            stmt = stmt.where(deleted_at >= since)
+        return [(row[0], row[1]) for row in (await self.session.execute(stmt)).all()]
+
+    async def deleted_parents(self, obj: ModelT) -> builtins.list[tuple[str, str]]:
+        """(table, id) of each soft-deleted record that `obj` refers to by a many-to-one relationship.
+
+        Reads the foreign key values already on `obj` and asks one query per
+        relationship, so nothing is lazy-loaded (relationships here are `lazy="raise"`).
+        """
+        mapper = inspect(type(obj))
+        found: builtins.list[tuple[str, str]] = []
+        for relationship in mapper.relationships:
+            parent = relationship.mapper
+            parent_deleted_at = getattr(parent.class_, "deleted_at", None)
+            if relationship.direction is not MANYTOONE or parent_deleted_at is None:
+                continue
+            pairs = relationship.local_remote_pairs or []
+            values = [getattr(obj, mapper.get_property_by_column(local).key) for local, _ in pairs]
+            if not pairs or any(value is None for value in values):
+                continue
+            stmt = (
+                select(*parent.primary_key)
+                .where(*(remote == value for (_, remote), value in zip(pairs, values, strict=True)))
+                .where(parent_deleted_at.is_not(None))
+                .limit(1)
+            )
+            row = (await self.session.execute(stmt)).first()
+            if row is not None:
+                found.append((str(parent.class_.__tablename__), ",".join(str(part) for part in row)))
+        return found
+
+    # Writes -----------------------------------------------------------------
+
+    def stage(self, obj: ModelT) -> ModelT:
+        """Add `obj` to the unit of work; it is inserted at the next flush."""
+        self.session.add(obj)
+        return obj
+
+    async def delete(self, obj: ModelT) -> None:
+        """Mark `obj` for a hard delete at the next flush (soft delete is a change of `deleted_at`)."""
+        await self.session.delete(obj)
+
     async def add(self, obj: ModelT) -> ModelT:
-        """Insert `obj`; on a constraint failure it leaves the session again."""
+        """Insert `obj` now; on a constraint failure it leaves the session again."""
         await self.flush(adding=obj)
         return obj
 
-    async def flush(self, *, adding: object | None = None) -> None:
-        """Flush pending changes; raise `IntegrityViolation` on a constraint failure.
+    async def flush(self, *, adding: ModelT | None = None) -> None:
+        """Flush pending changes in a savepoint (see `savepoint`); raises `IntegrityViolation`."""
+        async with self.savepoint():
+            if adding is not None:
+                self.session.add(adding)
 
-        The flush runs in a savepoint: when it fails, the savepoint is rolled
-        back and what was added inside it is dropped, so the unit of work stays
-        usable and a later flush does not retry the failed insert.
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """`async with repo.savepoint():` the module's `savepoint`, naming this model's constraints."""
+        return savepoint(self.session, self.table)
+
+    async def set_columns(self, id_: object, **values: object) -> int:
+        """UPDATE the row's columns without the ORM: no version bump, no audit entry; returns rows hit.
+
+        For bookkeeping that is not an edit (a sign-in stamp), so it never
+        collides with a concurrent edit of the same row.
         """
-        try:
-            async with self.session.begin_nested():
-                if adding is not None:
-                    self.session.add(adding)
-                await self.session.flush()
-        except IntegrityError as exc:
-            raise IntegrityViolation(describe_violation(exc, self._table())) from exc
+        stmt = update(self.model).where(self._column("id") == id_).values(**values)
+        result = await self.session.execute(stmt.execution_options(synchronize_session=False))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def bulk_insert(self, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert generated rows without ORM objects (COPY on PostgreSQL): no events, no audit."""
+        await bulk_insert(self.session, self.table, columns, rows)
+
+    async def analyze(self) -> None:
+        """Refresh the planner statistics of the table, after a bulk write (see backend.db.statistics)."""
+        await analyze(self.session, [self.table])
+
+    # Helpers ----------------------------------------------------------------
 
     @property
     def table(self) -> Table:
-        return self._table()
-
-    def _table(self) -> Table:
         table = self.model.__table__
         if not isinstance(table, Table):
             raise TypeError(f"{self.model.__name__} is not mapped to a table")

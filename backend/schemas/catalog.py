@@ -27,14 +27,6 @@ class CategoryUpdate(_Input):
     parent_id: int | None = Field(default=None, gt=0)
 
 
-class TagCreate(_Input):
-    name: str = Field(min_length=1, max_length=60)
-
-
-class TagUpdate(_Input):
-    name: str | None = Field(default=None, min_length=1, max_length=60)
-
-
 class ProductCreate(_Input):
     sku: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     name: str = Field(min_length=1, max_length=200)

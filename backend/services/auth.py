@@ -7,15 +7,14 @@ import math
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-from sqlalchemy import select, update
+from typing import Any
 
 from backend.auth.actor import Actor
 from backend.auth.passwords import MAX_PASSWORD_LENGTH, hasher_for, password_too_long
-from backend.db.uow import ACTOR_KEY, UnitOfWork
-from backend.models import AuthSession, LoginAttempt, User
-from backend.repositories import auth as auth_queries
-from backend.services.audit import record_event
+from backend.db.audit import event_entry
+from backend.db.uow import UnitOfWork
+from backend.models import AuditEntry, AuthSession, LoginAttempt, User
+from backend.repositories.auth import AuthSessionRepository, LoginAttemptRepository
 
 BAD_CREDENTIALS = "Please enter a correct username and password. Both fields may be case-sensitive."
 PASSWORD_TOO_LONG = (
@@ -48,8 +47,9 @@ class AuthService:
 
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
-        self.session = uow.session
         self.settings = uow.settings
+        self.sessions = uow.repo(AuthSessionRepository)
+        self.attempts = uow.repo(LoginAttemptRepository)
         self.touched = False  # whether authenticate() wrote last_seen_at (the caller commits)
 
     async def login(
@@ -72,19 +72,17 @@ class AuthService:
         if throttled:
             # Audited, but not counted as a failure: no password was tried, and counting refusals
             # would let anyone who keeps knocking keep an account (or an address) locked for good.
-            record_event(self.session, someone, action="login_refused", model="user", object_repr=username)
+            self._record(someone, "login_refused", object_repr=username)
             return LoginOutcome(None, None, throttled, throttled=True)
 
         if password_too_long(password):
-            self.session.add(LoginAttempt(username=username, client_address=client_address, succeeded=False))
-            record_event(self.session, someone, action="login_failed", model="user", object_repr=username)
+            self.attempts.stage(
+                LoginAttempt(username=username, client_address=client_address, succeeded=False)
+            )
+            self._record(someone, "login_failed", object_repr=username)
             return LoginOutcome(None, None, PASSWORD_TOO_LONG)
 
-        user = (
-            await self.session.execute(
-                select(User).where(User.username == username, User.deleted_at.is_(None))
-            )
-        ).scalar_one_or_none()
+        user = await self.uow.repo(User).get_by(username=username)
         hasher = hasher_for(self.settings)
         if user is None:
             hasher.spend_verification_time(password)
@@ -93,42 +91,32 @@ class AuthService:
             verified, new_hash = hasher.verify_and_update(password, user.password_hash)
 
         if user is None or not verified or not user.is_active:
-            self.session.add(LoginAttempt(username=username, client_address=client_address, succeeded=False))
-            record_event(
-                self.session,
-                someone,
-                action="login_failed",
-                model="user",
-                object_id=user.id if user else "",
-                object_repr=username,
+            self.attempts.stage(
+                LoginAttempt(username=username, client_address=client_address, succeeded=False)
             )
+            self._record(someone, "login_failed", object_id=user.id if user else "", object_repr=username)
             return LoginOutcome(None, None, BAD_CREDENTIALS)
 
         # From here on the user acts: a hash upgrade is recorded as theirs.
         actor = Actor(user_id=user.id, username=user.username, client_address=client_address)
-        self.session.info[ACTOR_KEY] = actor
-        record_event(
-            self.session, actor, action="login", model="user", object_id=user.id, object_repr=user.username
-        )
+        self.uow.audit_as(actor)
+        self._record(actor, "login", object_id=user.id, object_repr=user.username)
 
         # A sign-in is not an edit of the account: no version bump, so concurrent
         # sign-ins (or an admin editing the user meanwhile) never collide.
         values: dict[str, object] = {"last_login_at": now}
         if new_hash is not None:
             values["password_hash"] = new_hash
-            record_event(
-                self.session,
+            self._record(
                 actor,
-                action="update",
-                model="user",
+                "update",
                 object_id=user.id,
                 object_repr=user.username,
                 changes={"password_hash": ["[redacted]", "[redacted]"]},
             )
-        stamp = update(User).where(User.id == user.id).values(**values)
-        await self.session.execute(stamp.execution_options(synchronize_session=False))
+        await self.uow.repo(User).set_columns(user.id, **values)
         token = secrets.token_urlsafe(32)
-        self.session.add(
+        self.sessions.stage(
             AuthSession(
                 token_hash=hash_token(token),
                 user_id=user.id,
@@ -139,8 +127,8 @@ class AuthService:
                 user_agent=user_agent[:255],
             )
         )
-        self.session.add(LoginAttempt(username=username, client_address=client_address, succeeded=True))
-        await self.session.flush()
+        self.attempts.stage(LoginAttempt(username=username, client_address=client_address, succeeded=True))
+        await self.uow.flush()
         return LoginOutcome(token, user.id, "Signed in.")
 
     async def authenticate(self, token: str, *, client_address: str | None = None) -> Actor | None:
@@ -153,7 +141,7 @@ class AuthService:
         """
         if not token:
             return None
-        found = await auth_queries.find_session(self.session, hash_token(token))
+        found = await self.sessions.find(hash_token(token))
         if found is None:
             return None
         now = datetime.now(UTC)
@@ -179,7 +167,7 @@ class AuthService:
             # Most requests only read; the occasional touch takes the write lock.
             await self.uow.begin_writing()
             # The write transaction starts after the read: the UPDATE checks again that the session is open.
-            if not await auth_queries.touch_session(self.session, session_id, now):
+            if not await self.sessions.touch(session_id, now):
                 return None
             self.touched = True
         return actor
@@ -188,37 +176,45 @@ class AuthService:
         """End the session: the same cookie is refused from now on."""
         if not token:
             return
-        found = await auth_queries.find_session(self.session, hash_token(token))
+        found = await self.sessions.find(hash_token(token))
         was_open = found is not None and found.session.revoked_at is None
-        await auth_queries.revoke_session(self.session, hash_token(token), datetime.now(UTC))
+        await self.sessions.revoke(hash_token(token), datetime.now(UTC))
         if found is not None and was_open:
             user = found.user
             actor = Actor(user_id=user.id, username=user.username, client_address=client_address)
-            record_event(
-                self.session,
-                actor,
-                action="logout",
-                model="user",
-                object_id=user.id,
-                object_repr=user.username,
-            )
+            self._record(actor, "logout", object_id=user.id, object_repr=user.username)
 
     async def _throttle_message(self, username: str, client_address: str, now: datetime) -> str | None:
         window = timedelta(minutes=self.settings.login_throttle_window_minutes)
         since = now - window
-        by_user, by_address = await auth_queries.count_failures(
-            self.session, username=username, client_address=client_address, since=since
+        by_user, by_address = await self.attempts.count_failures(
+            username=username, client_address=client_address, since=since
         )
         if (
             by_user < self.settings.login_max_failures_per_user
             and by_address < self.settings.login_max_failures_per_address
         ):
             return None
-        oldest = await auth_queries.oldest_failure(
-            self.session, username=username, client_address=client_address, since=since
+        oldest = await self.attempts.oldest_failure(
+            username=username, client_address=client_address, since=since
         )
         wait = (oldest + window - now) if oldest else window
         minutes = max(1, math.ceil(wait.total_seconds() / 60))
         return (
             f"Too many failed sign-in attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
         )
+
+    def _record(
+        self,
+        actor: Actor,
+        action: str,
+        *,
+        object_id: object = "",
+        object_repr: str = "",
+        changes: dict[str, Any] | None = None,
+    ) -> None:
+        """An audit entry about a user that is not a row change (sign-in, sign-out, refusal)."""
+        entry = event_entry(
+            actor, action=action, model="user", object_id=object_id, object_repr=object_repr, changes=changes
+        )
+        self.uow.repo(AuditEntry).stage(entry)

@@ -10,19 +10,17 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import inspect, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import inspect
 from sqlalchemy.orm.exc import StaleDataError
 
 from backend.auth.actor import Actor
 from backend.db.base import Base
-from backend.db.integrity import describe_violation
 from backend.db.uow import UnitOfWork
 from backend.errors import Conflict, NotFound, ValidationFailed
-from backend.models import AuditEntry
+from backend.repositories.audit import AuditEntryRepository
 from backend.repositories.base import IntegrityViolation, Repository
+from backend.schemas.derived import DerivedSchema, create_schema_for, update_schema_for
 from backend.services import masking
-from backend.services.parents import deleted_parents
 from backend.values import InvalidValue, as_id, is_id
 
 ModelT = TypeVar("ModelT", bound=Base)
@@ -69,15 +67,17 @@ class _Write:
 class CrudService(Generic[ModelT, CreateT, UpdateT]):
     """Create, read, update and (soft) delete one model, for one actor.
 
-    Subclasses set `model`, `create_schema` and `update_schema`, and put their
-    rules in `build`, `apply` and `before_delete`. Every method checks the
+    Subclasses set `model`, optionally `create_schema` and `update_schema`
+    (derived from the model's columns when not set: backend/schemas/derived.py),
+    and put their rules in `build`, `apply` and `before_delete`. Every method checks the
     actor's `<table>.<action>` permission first and raises `PermissionDenied`,
     `NotFound`, `ValidationFailed` or `Conflict` with a message for a person.
     """
 
     model: ClassVar[type[Any]]
-    create_schema: ClassVar[type[BaseModel]]
-    update_schema: ClassVar[type[BaseModel]]
+    # Descriptors until a subclass sets its own: they read as the schemas derived from `model`.
+    create_schema: ClassVar[type[BaseModel]] = DerivedSchema(create_schema_for)  # type: ignore[assignment]
+    update_schema: ClassVar[type[BaseModel]] = DerivedSchema(update_schema_for)  # type: ignore[assignment]
     label: ClassVar[str] = ""
     # column -> message for a unique clash; "{value}" is the clashing value
     unique_messages: ClassVar[dict[str, str]] = {}
@@ -86,8 +86,7 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
 
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
-        self.session = uow.session
-        self.repo: Repository[ModelT] = Repository(uow.session, self.model)
+        self.repo: Repository[ModelT] = uow.repo(self.model)
 
     @property
     def actor(self) -> Actor:
@@ -115,7 +114,7 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
         payload = validate(self._create_schema(), data)
         async with self.writing() as write:
             obj = write.obj = await self.build(payload)
-            self.session.add(obj)
+            self.repo.stage(obj)
         return obj
 
     async def update(
@@ -162,7 +161,7 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
         """
         self.require("restore")
         obj = await self._get_deleted(id_)
-        parents = await deleted_parents(self.session, obj)
+        parents = await self.repo.deleted_parents(obj)
         if parents:
             names = " and ".join(f"{table.replace('_', ' ')} {pk}" for table, pk in parents)
             them = "it, and it is" if len(parents) == 1 else "them, and they are"
@@ -188,7 +187,7 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
         try:
             async with self.writing(obj):
                 await self.before_purge(obj)
-                await self.session.delete(obj)
+                await self.repo.delete(obj)
         except Conflict as exc:
             raise Conflict(f"This {self.noun} cannot be purged: other records still refer to it.") from exc
 
@@ -202,13 +201,9 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
         """
         write = _Write(obj)
         try:
-            async with self.session.begin_nested():
+            async with self.repo.savepoint():
                 yield write
                 write.remember_values()
-                await self.session.flush()
-        except IntegrityError as exc:
-            violation = IntegrityViolation(describe_violation(exc, self.repo.table))
-            raise self._conflict(violation, write.values) from exc
         except IntegrityViolation as exc:
             raise self._conflict(exc, write.values) from exc
         except StaleDataError as exc:
@@ -217,13 +212,33 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
     # Hooks for subclasses -------------------------------------------------
 
     async def build(self, payload: CreateT) -> ModelT:
-        """Make the new model instance from validated input."""
-        return self.model(**payload.model_dump())  # type: ignore[no-any-return]  # model is a ClassVar
+        """Make the new model instance from validated input; every record it refers to must be live."""
+        values = payload.model_dump()
+        await self.check_references({name: values[name] for name in payload.model_fields_set})
+        return self.model(**values)  # type: ignore[no-any-return]  # model is a ClassVar
 
     async def apply(self, obj: ModelT, payload: UpdateT) -> None:
-        """Copy the fields the caller set onto `obj`."""
+        """Copy the fields the caller set onto `obj`; every record it newly refers to must be live.
+
+        A reference the record already holds may stay as it is (saving it unchanged).
+        """
+        changed = {name: getattr(payload, name) for name in payload.model_fields_set}
+        await self.check_references(
+            {name: value for name, value in changed.items() if value != getattr(obj, name, None)}
+        )
         for field in payload.model_fields_set:
             setattr(obj, field, getattr(payload, field))
+
+    async def check_references(self, values: Mapping[str, Any]) -> None:
+        """Raise `ValidationFailed` on a foreign key that names a missing record or one in the trash.
+
+        The database would refuse a missing one only at the flush, with a less
+        precise message, and would accept one in the trash.
+        """
+        for field, target in _references(self.model).items():
+            if values.get(field) is not None:
+                label = target.__tablename__.replace("_", " ").capitalize()
+                await self.live(target, values[field], field=field, label=label)
 
     async def before_delete(self, obj: ModelT) -> None:
         """Refuse a delete by raising an `AppError`; does nothing by default."""
@@ -253,7 +268,7 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
         """
         if not is_id(id_):  # text no row could have as its id is not repeated back
             raise ValidationFailed({field: [f"Choose an existing {label.lower()}."]})
-        row = await Repository(self.session, model).get(id_)
+        row = await self.uow.repo(model).get(id_)
         if row is None:
             raise ValidationFailed({field: [f"{label} {id_} does not exist."]})
         return row
@@ -277,15 +292,8 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
 
     async def _stale(self, obj: Any) -> Conflict:
         """The "changed since you opened it" refusal, naming who changed it and when."""
-        last = (
-            await self.session.execute(
-                select(AuditEntry.actor_name, AuditEntry.created_at)
-                .where(AuditEntry.model == self.table, AuditEntry.object_id == _identity(obj))
-                .order_by(AuditEntry.id.desc())
-                .limit(1)
-            )
-        ).first()
-        who = f" by {last.actor_name} at {last.created_at:%Y-%m-%d %H:%M:%S} UTC" if last else ""
+        last = await self.uow.repo(AuditEntryRepository).last_change(self.table, _identity(obj))
+        who = f" by {last[0]} at {last[1]:%Y-%m-%d %H:%M:%S} UTC" if last else ""
         return Conflict(
             f"This {self.noun} was changed{who} since you opened it. "
             "Nothing was saved; reload it to see the new version, then make your change again."
@@ -330,6 +338,17 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
             column = violation.columns[0]
             return Conflict(f"{column.replace('_', ' ').capitalize()} is required.", field=column)
         return Conflict(f"The {self.noun} could not be saved: it conflicts with existing data.")
+
+
+def _references(model: type[object]) -> dict[str, type[Any]]:
+    """Foreign-key column name -> the mapped model it refers to, for single-column keys."""
+    by_table = {mapper.local_table: mapper.class_ for mapper in Base.registry.mappers}
+    references: dict[str, type[Any]] = {}
+    for column in inspect(model).local_table.columns:
+        targets = {key.column.table for key in column.foreign_keys}
+        if len(targets) == 1 and (target := by_table.get(targets.pop())) is not None:
+            references[column.key] = target
+    return references
 
 
 def _identity(obj: Any) -> str:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from sqlalchemy import func, select
-
 from backend.errors import Conflict, ValidationFailed
 from backend.models import Category, Product, ProductStatus, Tag
 from backend.schemas.catalog import (
@@ -14,9 +12,8 @@ from backend.schemas.catalog import (
     CategoryUpdate,
     ProductCreate,
     ProductUpdate,
-    TagCreate,
-    TagUpdate,
 )
+from backend.schemas.derived import DerivedInput
 from backend.services.base import CrudService
 
 
@@ -43,18 +40,13 @@ class CategoryService(CrudService[Category, CategoryCreate, CategoryUpdate]):
                 setattr(obj, field, value)
 
     async def before_delete(self, obj: Category) -> None:
-        products = await self.session.scalar(
-            select(func.count()).where(Product.category_id == obj.id, Product.deleted_at.is_(None))
-        )
+        products = await self.uow.repo(Product).count(filters={"category_id": obj.id})
         if products:
             raise Conflict(
                 f"The category {obj.name} still has {products} product{'s' if products != 1 else ''}; "
                 "move or delete them first."
             )
-        children = await self.session.scalar(
-            select(func.count()).where(Category.parent_id == obj.id, Category.deleted_at.is_(None))
-        )
-        if children:
+        if await self.repo.count(filters={"parent_id": obj.id}):
             raise Conflict(f"The category {obj.name} still has subcategories; move or delete them first.")
 
     async def _check_parent(self, obj: Category, parent_id: int | None) -> None:
@@ -68,12 +60,10 @@ class CategoryService(CrudService[Category, CategoryCreate, CategoryUpdate]):
             current = parent.parent_id
 
 
-class TagService(CrudService[Tag, TagCreate, TagUpdate]):
-    """Tags (needs `tag.*`)."""
+class TagService(CrudService[Tag, DerivedInput, DerivedInput]):
+    """Tags (needs `tag.*`); input derived from the columns, only the unique-name message is its own."""
 
     model = Tag
-    create_schema = TagCreate
-    update_schema = TagUpdate
     unique_messages: ClassVar[dict[str, str]] = {"name": "A tag named {value} already exists."}
 
 
@@ -108,7 +98,7 @@ class ProductService(CrudService[Product, ProductCreate, ProductUpdate]):
         if "category_id" in fields and payload.category_id not in (None, obj.category_id):
             await self.live(Category, payload.category_id, field="category_id", label="Category")
         if "tag_ids" in fields and payload.tag_ids is not None:
-            await self.session.refresh(obj, attribute_names=["tags"])
+            await self.repo.load(obj, "tags")
             obj.tags = await self._tags(payload.tag_ids, held=obj.tags)
         for field in ("sku", "name", "description", "price", "stock", "status", "category_id"):
             value = getattr(payload, field)
@@ -121,7 +111,7 @@ class ProductService(CrudService[Product, ProductCreate, ProductUpdate]):
         if not ids:
             raise ValidationFailed({"pks": ["Select at least one product."]})
         # Row by row through the ORM, so each change is versioned (and audited) like an edit.
-        products = await self.repo.list(where=[Product.id.in_(ids)])
+        products = await self.repo.get_many(ids)
         missing = sorted(set(ids) - {product.id for product in products})
         if missing:
             raise ValidationFailed({"pks": [f"No such product: {', '.join(map(str, missing))}."]})
@@ -146,8 +136,7 @@ class ProductService(CrudService[Product, ProductCreate, ProductUpdate]):
         new = sorted(set(wanted) - {tag.id for tag in kept})
         if not new:
             return kept
-        live = select(Tag).where(Tag.id.in_(new), Tag.deleted_at.is_(None))
-        tags = kept + list((await self.session.execute(live)).scalars())
+        tags = kept + await self.uow.repo(Tag).get_many(new)
         missing = sorted(set(wanted) - {tag.id for tag in tags})
         if missing:
             raise ValidationFailed({"tag_ids": [f"No such tag: {', '.join(map(str, missing))}."]})

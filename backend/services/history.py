@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import ColumnElement
 
 from backend.auth.actor import Actor
+from backend.db.policy import policy_of
 from backend.db.uow import UnitOfWork
 from backend.errors import NotFound, PermissionDenied
-from backend.models import AuditEntry, User
-from backend.repositories.base import Repository
+from backend.models import AuditEntry
+from backend.repositories.audit import AuditEntryRepository
 from backend.services.masking import label_for, shown_changes, shown_label
 from backend.services.registry import service_for, soft_deletable_tables
 from backend.values import InvalidValue, parse_id
@@ -82,8 +82,8 @@ class AuditLog:
 
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
-        self.session = uow.session
         self.actor = uow.actor
+        self.entries = uow.repo(AuditEntryRepository)
 
     async def search(
         self, filters: AuditFilters, *, before_id: int | None = None, limit: int = 50
@@ -93,17 +93,13 @@ class AuditLog:
         Needs `audit.view`; values the actor may not see are masked (backend.services.masking).
         """
         self.actor.require("audit.view")
-        stmt = self._statement(filters)
-        if before_id is not None:
-            stmt = stmt.where(AuditEntry.id < before_id)
-        entries = (await self.session.execute(stmt.limit(limit))).scalars()
+        entries = await self.entries.search(filters.conditions(), before_id=before_id, limit=limit)
         return [AuditRecord.shown_to(self.actor, entry) for entry in entries]
 
     async def stream(self, filters: AuditFilters) -> AsyncIterator[AuditRecord]:
         """Every matching entry, streamed (for CSV export), masked as `search` masks."""
         self.actor.require("audit.view")
-        result = await self.session.stream_scalars(self._statement(filters).execution_options(yield_per=500))
-        async for entry in result:
+        async for entry in self.entries.stream(filters.conditions()):
             yield AuditRecord.shown_to(self.actor, entry)
 
     async def history(
@@ -111,8 +107,8 @@ class AuditLog:
     ) -> list[AuditRecord]:
         """One record's timeline, oldest first, deleted records included.
 
-        With `include_children`, entries of the rows the model lists in
-        `__history_children__` (an order's items) are woven in.
+        With `include_children`, entries of the rows the model lists
+        in its policy's `history_children` (an order's items) are woven in.
 
         Needs `audit.view`, or `<table>.view`. Values the actor may not see
         (personal data without `<table>.view_pii`, secrets) are masked.
@@ -126,12 +122,7 @@ class AuditLog:
         except InvalidValue:
             # Every model has a whole-number id; other text is not repeated (it may come from a URL).
             raise NotFound(f"No such {noun} exists.") from None
-        stmt = (
-            select(AuditEntry)
-            .where(AuditEntry.model == table, AuditEntry.object_id == str(record_id))
-            .order_by(AuditEntry.id)
-        )
-        entries = list((await self.session.execute(stmt)).scalars())
+        entries = await self.entries.of_objects(table, [str(record_id)])
         if not entries and not await self._exists(service.model, record_id):
             raise NotFound(f"No history for {noun} {record_id}.")
         if include_children:
@@ -140,26 +131,17 @@ class AuditLog:
 
     async def _exists(self, model: Any, record_id: int) -> bool:
         """Whether the record is there, live or in the trash: rows loaded in bulk have no entries yet."""
-        found = await Repository(self.session, model).get(record_id, include_deleted=True)
+        found = await self.uow.repo(model).get(record_id, include_deleted=True)
         return found is not None
 
     async def _children(self, model: Any, record_id: int) -> list[AuditEntry]:
         found: list[AuditEntry] = []
-        for child_table, key in getattr(model, "__history_children__", {}).items():
+        for child_table, key in policy_of(model).history_children.items():
             child = service_for(child_table).model
             if not self.actor.has_perm(f"{child_table}.view") and not self.actor.has_perm("audit.view"):
                 continue
-            ids = [
-                str(i)
-                for i in (
-                    await self.session.execute(select(child.id).where(getattr(child, key) == record_id))
-                ).scalars()
-            ]
-            if ids:
-                stmt = select(AuditEntry).where(
-                    AuditEntry.model == child_table, AuditEntry.object_id.in_(ids)
-                )
-                found.extend((await self.session.execute(stmt)).scalars())
+            ids = await self.uow.repo(child).values(child.id, filters={key: record_id}, include_deleted=True)
+            found.extend(await self.entries.of_objects(child_table, [str(i) for i in ids]))
         return found
 
     async def state_at(self, table: str, object_id: str, when: datetime) -> dict[str, Any] | None:
@@ -177,9 +159,6 @@ class AuditLog:
                 state[field] = new
         return state
 
-    def _statement(self, filters: AuditFilters) -> Select[AuditEntry]:
-        return select(AuditEntry).where(*filters.conditions()).order_by(AuditEntry.id.desc())
-
 
 @dataclass(frozen=True)
 class TrashItem:
@@ -195,7 +174,6 @@ class Trash:
 
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
-        self.session = uow.session
         self.actor = uow.actor
 
     def models(self) -> list[str]:
@@ -218,22 +196,11 @@ class Trash:
                 raise NotFound("No such kind of record in the trash.")
             tables = [model]
         wanted = page * page_size + 1
+        since = datetime.now(UTC) - timedelta(days=days) if days else None
         items: list[TrashItem] = []
         for table in tables:
-            entity = service_for(table).model
-            deleter = aliased(User)
-            stmt = (
-                select(entity, deleter.username)
-                .outerjoin(deleter, deleter.id == entity.deleted_by_id)
-                .where(entity.deleted_at.is_not(None))
-                .order_by(entity.deleted_at.desc(), entity.id.desc())
-                .limit(wanted)
-            )
-            if deleted_by:
-                stmt = stmt.where(deleter.username == deleted_by)
-            if days:
-                stmt = stmt.where(entity.deleted_at >= datetime.now(UTC) - timedelta(days=days))
-            for obj, username in (await self.session.execute(stmt)).all():
+            repo = self.uow.repo(service_for(table).model)
+            for obj, username in await repo.in_trash(deleted_by=deleted_by, since=since, limit=wanted):
                 label = label_for(self.actor, obj)[:200]
                 items.append(TrashItem(table, obj.id, label, obj.deleted_at, username or "system"))
         items.sort(key=lambda item: (item.deleted_at, item.object_id), reverse=True)

@@ -1,8 +1,8 @@
 """The one rule for which of a record's values an actor may see, wherever the value leaves the server.
 
-A model declares its personal data in `__pii_fields__` (shown only to holders
-of `<table>.view_pii`) and its secrets in `__secret_fields__` (shown to
-nobody, superusers included). Pages, CSV exports, the audit log and its
+A model declares its personal data in its policy's `pii` (shown only to
+holders of `<table>.view_pii`) and its secrets in `secret` (shown to nobody,
+superusers included). Pages, CSV exports, the audit log and its
 export, record history, the trash and messages all ask this module; none
 decides on its own. A value that may not be seen is replaced by `MASK`
 (`REDACTED` for secrets); `None` stays `None`, so "not set" reads the same for
@@ -22,6 +22,7 @@ from sqlalchemy.orm.exc import DetachedInstanceError
 
 from backend.auth.actor import Actor
 from backend.db.base import Base
+from backend.db.policy import policy_of
 
 MASK = "•••"
 REDACTED = "[redacted]"
@@ -43,11 +44,11 @@ def table_of(model: object) -> str:
 
 
 def secret_fields(model: object) -> frozenset[str]:
-    return frozenset(getattr(model, "__secret_fields__", ()))
+    return policy_of(model).secret
 
 
 def pii_fields(model: object) -> frozenset[str]:
-    return frozenset(getattr(model, "__pii_fields__", ()))
+    return policy_of(model).pii
 
 
 def sensitive_fields(table: str) -> frozenset[str]:
@@ -57,7 +58,7 @@ def sensitive_fields(table: str) -> frozenset[str]:
 
 @cache
 def _sensitive_fields_of(model: object) -> frozenset[str]:
-    return pii_fields(model) | secret_fields(model)
+    return policy_of(model).sensitive
 
 
 def hidden_fields(actor: Actor, table: str) -> frozenset[str]:
@@ -128,7 +129,7 @@ def label_may_reveal(model: object) -> bool:
     that is None, a number that is text) is assumed to reveal (labels are then
     neutral). Any other error is a bug in the model and is raised.
     """
-    sensitive = pii_fields(model) | secret_fields(model)
+    sensitive = policy_of(model).sensitive
     if not isinstance(model, type) or not sensitive:
         return False
     markers = {field: f"\x00{field}\x00" for field in sensitive}

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from backend.errors import Conflict, ValidationFailed
@@ -27,11 +26,7 @@ async def orderable_product(service: CrudService[Any, Any, Any], product_id: int
 
 async def recompute_total(service: CrudService[Any, Any, Any], order: Order) -> None:
     """Set the order's total to the sum of its live items."""
-    items = (
-        await service.session.execute(
-            select(OrderItem).where(OrderItem.order_id == order.id, OrderItem.deleted_at.is_(None))
-        )
-    ).scalars()
+    items = await service.uow.repo(OrderItem).list(filters={"order_id": order.id})
     order.total = sum((item.unit_price * item.quantity for item in items), Decimal("0.00"))
 
 
@@ -78,33 +73,29 @@ class OrderService(CrudService[Order, OrderCreate, OrderUpdate]):
 
     async def after_soft_delete(self, obj: Order, deleted_at: datetime) -> None:
         """An order's items go with it, stamped with the same time so they come back together."""
-        for item in await self._items(obj, OrderItem.deleted_at.is_(None)):
+        # Row by row through the ORM, so each item's change is audited too.
+        for item in await self.uow.repo(OrderItem).list(filters={"order_id": obj.id}):
             item.deleted_at = deleted_at
             item.deleted_by_id = self.actor.user_id
 
     async def after_restore(self, obj: Order, deleted_at: datetime | None) -> None:
-        for item in await self._items(obj, OrderItem.deleted_at == deleted_at):
+        # Only the items deleted with the order: one deleted before it stays deleted.
+        together = await self.uow.repo(OrderItem).list(
+            filters={"order_id": obj.id, "deleted_at": deleted_at}, include_deleted=True
+        )
+        for item in together:
             item.deleted_at = None
             item.deleted_by_id = None
 
-    async def _items(self, order: Order, condition: Any) -> list[OrderItem]:
-        # Row by row through the ORM, so each item's change is audited too.
-        stmt = select(OrderItem).where(OrderItem.order_id == order.id, condition)
-        return list((await self.session.execute(stmt)).scalars())
-
     async def before_purge(self, obj: Order) -> None:
         # Loaded so that each item is purged (and audited) with its order.
-        await self.session.refresh(obj, attribute_names=["items"])
+        await self.repo.load(obj, "items")
 
     async def _restock(self, order: Order) -> None:
         products = ProductService(self.uow)
-        items = (
-            await self.session.execute(
-                select(OrderItem)
-                .where(OrderItem.order_id == order.id, OrderItem.deleted_at.is_(None))
-                .options(selectinload(OrderItem.product))
-            )
-        ).scalars()
+        items = await self.uow.repo(OrderItem).list(
+            filters={"order_id": order.id}, options=(selectinload(OrderItem.product),)
+        )
         for item in items:
             await products.adjust_stock(item.product, item.quantity)
 

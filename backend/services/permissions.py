@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from backend.auth.permissions import BUILTIN_ROLES, default_roles_for, permission_specs
@@ -28,18 +27,15 @@ async def sync_permissions(uow: UnitOfWork) -> SyncReport:
     system actor or a superuser.
     """
     uow.actor.require_superuser("synchronise permissions")
-    session = uow.session
+    permission_repo, role_repo = uow.repo(Permission), uow.repo(Role)
     report = SyncReport()
 
-    existing = {p.codename: p for p in (await session.execute(select(Permission))).scalars()}
-    roles = {
-        r.name: r
-        for r in (await session.execute(select(Role).options(selectinload(Role.permissions)))).scalars()
-    }
+    existing = {p.codename: p for p in await permission_repo.list()}
+    roles = {r.name: r for r in await role_repo.list(options=(selectinload(Role.permissions),))}
     new_roles = {name for name in BUILTIN_ROLES if name not in roles}
     for name in sorted(new_roles):
         role = Role(name=name, description=BUILTIN_ROLES[name], is_builtin=True, permissions=[])
-        session.add(role)
+        role_repo.stage(role)
         roles[name] = role
         report.created_roles.append(name)
 
@@ -49,7 +45,7 @@ async def sync_permissions(uow: UnitOfWork) -> SyncReport:
         is_new = permission is None
         if permission is None:
             permission = Permission(codename=spec.codename, description=spec.description)
-            session.add(permission)
+            permission_repo.stage(permission)
             existing[spec.codename] = permission
             report.created_permissions.append(spec.codename)
         for role_name in default_roles_for(spec):
@@ -61,5 +57,5 @@ async def sync_permissions(uow: UnitOfWork) -> SyncReport:
         role = roles[role_name]
         held = {p.codename for p in role.permissions}
         role.permissions.extend(p for p in permissions if p.codename not in held)
-    await session.flush()
+    await uow.flush()
     return report

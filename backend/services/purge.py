@@ -5,9 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
-
-from backend.db.statistics import analyze
 from backend.db.uow import UnitOfWork
 from backend.errors import Conflict, ValidationFailed
 from backend.services.registry import service_for, soft_deletable_tables
@@ -42,12 +39,9 @@ async def purge_candidates(
     found: dict[str, list[int]] = {}
     for table in sorted(tables, key=_purge_rank):
         entity = service_for(table).model
-        stmt = (
-            select(entity.id)
-            .where(entity.deleted_at.is_not(None), entity.deleted_at < cutoff)
-            .order_by(entity.id)
+        ids = await uow.repo(entity).values(
+            entity.id, where=[entity.deleted_at < cutoff], include_deleted=True
         )
-        ids = list((await uow.session.execute(stmt)).scalars())
         if ids:
             found[table] = ids
     return found
@@ -75,7 +69,8 @@ async def purge_records(uow: UnitOfWork, candidates: dict[str, list[int]]) -> Pu
         if not kept:
             break
     # Many rows gone at once: refresh the planner's picture of those tables.
-    await analyze(uow.session, [service_for(table).model.__table__ for table in report.purged])
+    for table in report.purged:
+        await uow.repo(service_for(table).model).analyze()
     return report
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
-from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from backend.auth.permissions import is_purge
@@ -45,7 +44,7 @@ class RoleService(CrudService[Role, RoleCreate, RoleUpdate]):
             obj.description = payload.description
         if "permissions" in fields and payload.permissions is not None:
             wanted = await self._permissions(payload.permissions)
-            await self.session.refresh(obj, attribute_names=["permissions"])
+            await self.repo.load(obj, "permissions")
             held = {p.codename for p in obj.permissions}
             self._check_can_grant(p.codename for p in wanted if p.codename not in held)
             obj.permissions = wanted
@@ -81,9 +80,7 @@ class RoleService(CrudService[Role, RoleCreate, RoleUpdate]):
         wanted = sorted({c.strip() for c in codenames if c.strip()})
         if not wanted:
             return []
-        found = list(
-            (await self.session.execute(select(Permission).where(Permission.codename.in_(wanted)))).scalars()
-        )
+        found = await self.uow.repo(Permission).list(where=[Permission.codename.in_(wanted)])
         unknown = sorted(set(wanted) - {p.codename for p in found})
         if unknown:
             raise ValidationFailed({"permissions": [f"Unknown permission: {', '.join(unknown)}."]})

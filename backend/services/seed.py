@@ -1,25 +1,19 @@
-"""Demo data for a newcomer, and bulk products for benchmarks.
+"""Demo data for a newcomer (bulk products for benchmarks: backend.services.bulk_seed).
 
-Demo seeding goes through the services (validation, permissions, and the
-audit trail once there is one) and is idempotent: what exists is left alone.
-Bulk seeding uses the bulk path (COPY on PostgreSQL) for speed.
+Demo seeding goes through the services (validation, permissions and the
+audit trail) and is idempotent: what exists is left alone.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
-
-from backend.db.statistics import analyze
 from backend.db.uow import UnitOfWork
 from backend.errors import AppError
 from backend.models import Category, Customer, Order, Product, ProductStatus, Tag
-from backend.repositories.bulk import bulk_insert
 from backend.services.catalog import CategoryService, ProductService, TagService
 from backend.services.customers import CustomerService
 from backend.services.orders import OrderService
@@ -217,11 +211,8 @@ async def _demo_orders(
     products: list[Product],
     customers: list[Customer],
 ) -> None:
-    demo_orders = await uow.session.scalar(
-        select(func.count())
-        .select_from(Order)
-        .join(Customer, Customer.id == Order.customer_id)
-        .where(Customer.email.like(f"%@{DEMO_EMAIL_DOMAIN}"))
+    demo_orders = await uow.repo(Order).count(
+        where=[Order.customer.has(Customer.email.like(f"%@{DEMO_EMAIL_DOMAIN}"))], include_deleted=True
     )
     if demo_orders:
         return  # orders have no natural key: seed them once
@@ -244,95 +235,3 @@ async def _demo_orders(
         if status != "pending":
             await service.update(order.id, {"status": status})
         report.count("orders")
-
-
-# Bulk products for benchmarks ---------------------------------------------------------
-
-BENCH_CATEGORIES = 1000
-BULK_COLUMNS = ("sku", "name", "description", "price", "stock", "status", "category_id", "deleted_at")
-
-
-async def seed_bulk_products(
-    uow: UnitOfWork,
-    count: int,
-    *,
-    batch_size: int = 10_000,
-    force: bool = False,
-    progress: Callable[[int], None] | None = None,
-) -> int:
-    """Insert `count` generated products (2% soft-deleted) over 1,000 categories.
-
-    Needs `product.add`. Uses the bulk path: COPY on PostgreSQL, then ANALYZE of
-    the tables it filled. Continues the SKU sequence of earlier runs, so it can
-    be run again to add more.
-    """
-    refuse_in_production(uow, force=force)
-    uow.actor.require("product.add")
-    if count < 1 or batch_size < 1:
-        raise AppError("--products and --batch-size must be positive.")
-    session = uow.session
-    category_ids = await _bench_categories(uow)
-    start = (await session.scalar(select(func.count()).where(Product.sku.like("BENCH-%")))) or 0
-    table = Product.__table__
-    done = 0
-    while done < count:
-        size = min(batch_size, count - done)
-        rows = bulk_product_rows(start + done + 1, size, category_ids)
-        await bulk_insert(session, table, BULK_COLUMNS, rows)  # type: ignore[arg-type]  # Product is mapped to a Table
-        done += size
-        if progress:
-            progress(size)
-    # Fresh statistics before anyone queries: without them a million COPYed rows
-    # are planned as an empty table until autovacuum (if it runs) catches up.
-    await analyze(session, [table, Category.__table__])  # type: ignore[list-item]  # mapped Tables
-    return done
-
-
-_PRICES = [Decimal(cents) / 100 for cents in range(199, 99_999, 97)]
-_FIRST_NAMES = FIRST
-
-
-def bulk_product_rows(first: int, count: int, category_ids: Sequence[int]) -> list[tuple[object, ...]]:
-    """`count` product rows in `BULK_COLUMNS` order, numbered from `first`.
-
-    Deterministic and cheap (no random numbers, prices from a table) so that
-    generating rows costs little next to writing them; every 50th is deleted.
-    """
-    deleted_at = datetime.now(UTC)
-    categories = len(category_ids)
-    prices = len(_PRICES)
-    return [
-        (
-            f"BENCH-{n:08d}",
-            f"{ADJECTIVES[n % 10]} {NOUNS[(n // 10) % 10]} {_FIRST_NAMES[(n // 100) % 12]} {n}",
-            "",
-            _PRICES[n % prices],
-            n % 1000,
-            "draft" if n % 10 == 0 else "active",
-            category_ids[n % categories],
-            deleted_at if n % 50 == 0 else None,
-        )
-        for n in range(first, first + count)
-    ]
-
-
-async def _bench_categories(uow: UnitOfWork) -> list[int]:
-    session = uow.session
-    existing = list(
-        (await session.execute(select(Category.id).where(Category.slug.like("bench-%")))).scalars()
-    )
-    if len(existing) >= BENCH_CATEGORIES:
-        return existing
-    have = {
-        slug
-        for slug in (
-            await session.execute(select(Category.slug).where(Category.slug.like("bench-%")))
-        ).scalars()
-    }
-    rows = [
-        (f"Bench category {n}", f"bench-{n:04d}")
-        for n in range(1, BENCH_CATEGORIES + 1)
-        if f"bench-{n:04d}" not in have
-    ]
-    await bulk_insert(session, Category.__table__, ("name", "slug"), rows)  # type: ignore[arg-type]  # mapped Table
-    return list((await session.execute(select(Category.id).where(Category.slug.like("bench-%")))).scalars())

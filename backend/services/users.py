@@ -10,15 +10,15 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from backend.auth.authority import Account, authority_problem, require_authority
 from backend.auth.passwords import hasher_for, password_problems
 from backend.auth.permissions import is_purge
 from backend.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from backend.models import Permission, Role, User, role_permission, user_role
-from backend.repositories import auth as auth_queries
+from backend.models import Role, User
+from backend.repositories.auth import AuthSessionRepository
+from backend.repositories.users import UserRepository
 from backend.schemas.user import UserCreate, UserUpdate
 from backend.services.base import CrudService
 
@@ -171,8 +171,9 @@ class UserService(CrudService[User, UserCreate, UserUpdate]):
         wanted = sorted({name.strip() for name in names if name.strip()})
         if not wanted:
             return []
-        stmt = select(Role).where(Role.name.in_(wanted)).options(selectinload(Role.permissions))
-        roles = list((await self.session.execute(stmt)).scalars().all())
+        roles = await self.uow.repo(Role).list(
+            where=[Role.name.in_(wanted)], options=(selectinload(Role.permissions),)
+        )
         missing = sorted(set(wanted) - {role.name for role in roles})
         if missing:
             raise ValidationFailed({"roles": [f"No such role: {', '.join(missing)}."]})
@@ -204,33 +205,21 @@ class UserService(CrudService[User, UserCreate, UserUpdate]):
 
     async def _accounts(self, user_ids: Collection[int]) -> dict[int, Account]:
         """The accounts (live or deleted) with the permissions their roles give, in one query."""
-        stmt = (
-            select(User.id, User.username, User.is_superuser, Permission.codename)
-            .outerjoin(user_role, user_role.c.user_id == User.id)
-            .outerjoin(role_permission, role_permission.c.role_id == user_role.c.role_id)
-            .outerjoin(Permission, Permission.id == role_permission.c.permission_id)
-            .where(User.id.in_(sorted(user_ids)))
-        )
-        found: dict[int, tuple[str, bool]] = {}
-        permissions: dict[int, set[str]] = {}
-        for row in (await self.session.execute(stmt)).all():
-            found[row.id] = (row.username, bool(row.is_superuser))
-            if row.codename is not None:
-                permissions.setdefault(row.id, set()).add(row.codename)
+        grants = await self.uow.repo(UserRepository).grants(user_ids)
         return {
             user_id: Account(
                 user_id=user_id,
-                username=username,
-                is_superuser=is_superuser,
-                permissions=frozenset(permissions.get(user_id, ())),
+                username=held.username,
+                is_superuser=held.is_superuser,
+                permissions=held.permissions,
             )
-            for user_id, (username, is_superuser) in found.items()
+            for user_id, held in grants.items()
         }
 
     async def _current_roles(self, user: User) -> list[Role]:
         # Loaded explicitly: replacing an unloaded collection would lazy-load it.
-        await self.session.refresh(user, attribute_names=["roles"])
+        await self.repo.load(user, "roles")
         return list(user.roles)
 
     async def _end_sessions(self, user: User) -> None:
-        await auth_queries.revoke_user_sessions(self.session, user.id, datetime.now(UTC))
+        await self.uow.repo(AuthSessionRepository).revoke_for_user(user.id, datetime.now(UTC))

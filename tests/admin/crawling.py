@@ -63,7 +63,7 @@ START = "/admin/"
 # Path segments the crawler never follows: they write, end the session, or are files.
 SKIPPED_SEGMENTS = frozenset({"logout", "login", "action", "delete", "statics", "import"})
 # Query parameters that move through a list rather than choose its rows.
-PAGING_PARAMETERS = frozenset({"after", "before", "pos", "page", "pageSize", "sortBy", "sort"})
+PAGING_PARAMETERS = frozenset({"after", "before", "page", "pageSize", "sortBy", "sort"})
 CONTROL_KINDS = frozenset({"menu", "link", "data-url", "form", "search", "redirect"})
 LIST_PATH = re.compile(r"^/admin/([^/]+)/list$")
 SEARCH_TERM = "1"  # every generated name holds digits: a search that matches some rows of each list

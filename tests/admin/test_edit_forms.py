@@ -27,8 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from starlette.datastructures import FormData
 
-from admin.app import MODEL_VIEWS
 from admin.forms import CustodianFormConverter, untouched_fields
+from admin.views import model_views
 from backend.db.columns import enum_column
 from backend.models import AuditEntry, OrderItem, OrderStatus, Permission, Product, ProductStatus, Role
 from tests.admin.browser_forms import as_post_data, submitted_form
@@ -45,7 +45,7 @@ from tests.factories import (
 )
 
 BASE = "http://testserver"
-MODELS = {view.identity: view.model for view in MODEL_VIEWS}  # type: ignore[attr-defined]  # set by SQLAdmin
+MODELS = {view.identity: view.model for view in model_views()}  # type: ignore[attr-defined]  # set by SQLAdmin
 Factory = Callable[[AsyncSession], Awaitable[int]]
 
 
@@ -198,7 +198,7 @@ async def test_saving_an_untouched_edit_form_changes_nothing(
 
 
 def test_every_editable_view_has_a_state_here() -> None:
-    editable = {view.identity for view in MODEL_VIEWS if view.can_edit}  # type: ignore[attr-defined]
+    editable = {view.identity for view in model_views() if view.can_edit}  # type: ignore[attr-defined]
     assert editable == {identity for identity, _ in STATES.values()}
 
 
@@ -246,7 +246,7 @@ async def _create_values(session: AsyncSession, identity: str) -> dict[str, str]
     raise AssertionError(f"no create values for {identity}")
 
 
-@pytest.mark.parametrize("identity", [view.identity for view in MODEL_VIEWS if view.can_create])  # type: ignore[attr-defined]
+@pytest.mark.parametrize("identity", [view.identity for view in model_views() if view.can_create])  # type: ignore[attr-defined]
 async def test_created_records_save_untouched_unchanged(
     new_client: ClientFactory, session: AsyncSession, identity: str
 ) -> None:

@@ -71,7 +71,6 @@ HOSTILE = (
 # One of each kind, for parameters the crawl did not see on a route.
 CORE_HOSTILE = (MARKER, "²", "١٢", "1e400", "99999999999999999999999", "-1", "9" * 10_000, "\x00")
 KNOWN_PARAMETERS = (
-    "pos",
     "pageSize",
     "page",
     "before",

@@ -112,7 +112,7 @@ async def test_a_cursor_for_another_sort_starts_at_the_first_page(
     category_id = await _products(session, 12)
     first = await client.get(f"/admin/product/list?pageSize=5&sortBy=price&category={category_id}")
     cursor = (link(NEXT_LINK, first) or "").split("after=")[1].split("&")[0]
-    response = await client.get(f"/admin/product/list?pageSize=5&sortBy=name&after={cursor}&pos=5")
+    response = await client.get(f"/admin/product/list?pageSize=5&sortBy=name&after={cursor}&page=2")
     assert response.status_code == 302
     assert response.headers["location"].endswith("/admin/product/list?pageSize=5&sortBy=name")
 
@@ -181,17 +181,17 @@ async def _rows_of_every_kind(session: AsyncSession) -> None:
 
 
 def _every_sortable_column() -> list[tuple[str, str]]:
-    from admin.app import MODEL_VIEWS
+    from admin.views import model_views
 
-    return [(view.identity, column.key) for view in MODEL_VIEWS for column in view.column_sortable_list]
+    return [(view.identity, column.key) for view in model_views() for column in view.column_sortable_list]
 
 
 async def _expected_ids(session: AsyncSession, identity: str, column: str, *, descending: bool) -> list[int]:
     from sqlalchemy import select
 
-    from admin.app import MODEL_VIEWS
+    from admin.views import model_views
 
-    model = next(view.model for view in MODEL_VIEWS if view.identity == identity)
+    model = next(view.model for view in model_views() if view.identity == identity)
     sort_column, pk = getattr(model, column), model.id
     stmt = select(pk).order_by(*((sort_column.desc(), pk.desc()) if descending else (sort_column, pk)))
     deleted_at = getattr(model, "deleted_at", None)
@@ -245,11 +245,11 @@ async def test_every_list_pages_forwards_and_back_by_every_sort(
 
 def test_every_sortable_column_is_not_null() -> None:
     """A NULL in a keyset column would end the walk early: (NULL, id) > (x, id) is never true."""
-    from admin.app import MODEL_VIEWS
+    from admin.views import model_views
 
     nullable = [
         f"{view.identity}.{column.key}"
-        for view in MODEL_VIEWS
+        for view in model_views()
         for column in view.column_sortable_list
         if column.property.columns[0].nullable
     ]
@@ -260,11 +260,11 @@ def test_every_sortable_column_is_not_null() -> None:
 async def test_every_list_pages_by_its_default_sort(
     new_client: ClientFactory, session: AsyncSession, identity: str
 ) -> None:
-    from admin.app import MODEL_VIEWS
+    from admin.views import model_views
 
     await _rows_of_every_kind(session)
     client = await new_client(superuser=True)
-    view = next(view for view in MODEL_VIEWS if view.identity == identity)
+    view = next(view for view in model_views() if view.identity == identity)
     default = view.column_default_sort
     column, descending = (default[0][0].key, bool(default[0][1])) if default else ("id", False)
     expected = await _expected_ids(session, identity, column, descending=descending)

@@ -72,8 +72,8 @@ def _assert_refused(response: httpx.Response, status: int, message: str) -> None
 
 
 LIST_QUERIES = [
-    ("pos=²", "pos must be a whole number"),
-    ("pos=99999999999999999999999", "pos must be a whole number"),
+    ("page=²", "page must be a whole number"),
+    ("page=99999999999999999999999", "page must be a whole number"),
     ("pageSize=²", "pageSize must be a whole number"),
     ("pageSize=0", "pageSize must be a whole number"),
     ("pageSize=99999999999999999999999", "pageSize must be a whole number"),

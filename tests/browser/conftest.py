@@ -7,18 +7,16 @@ drives it at /usr/bin/chromium and never downloads a browser.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.databases import TEST_SECRET_KEY
+from tests.serving import running_server
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -41,14 +39,8 @@ LOGINS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
-def live_server(fresh_server_url: str) -> Iterator[str]:
+def live_server(fresh_server_url: str, db_backend: str) -> Iterator[str]:
     """The admin under uvicorn on a free loopback port, over a migrated, seeded database."""
     env = {
         **os.environ,
@@ -60,32 +52,20 @@ def live_server(fresh_server_url: str) -> Iterator[str]:
     }
     for command in (["migrate"], ["seed", "--demo"]):
         subprocess.run(
-            [sys.executable, "manage.py", *command], cwd=REPO, env=env, check=True, capture_output=True
+            [sys.executable, "manage.py", *command],
+            cwd=REPO,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
         )
-    port = _free_port()
-    log = open(SCREENSHOTS.parent / f"browser-server-{port}.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("the admin did not start")
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
+
+    def runserver(port: int) -> list[str]:
+        return [sys.executable, "manage.py", "runserver", "--port", str(port)]
+
+    log = SCREENSHOTS.parent / f"browser-server-{db_backend}.log"
+    with running_server(runserver, cwd=REPO, env=env, log=log) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")

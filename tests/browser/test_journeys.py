@@ -35,7 +35,7 @@ async def delete_from_the_list(page: Page, pk: str) -> None:
     await wait_until_shown(page, "modal-delete")
     await expect(page.locator("#modal-delete-subject")).to_contain_text(f"{pk} will be moved to the trash")
     async with page.expect_response(lambda response: response.request.method == "DELETE") as deleted:
-        await page.click("#modal-delete-button")  # jQuery DELETE with the X-CSRF-Token header
+        await page.click("#modal-delete-confirm")  # jQuery DELETE with the X-CSRF-Token header
     assert (await deleted.value).status == 200
     # The page reloads the list; the row is gone from it.
     await expect(page.locator(f"tbody input[type=hidden][value='{pk}']")).to_have_count(0)
@@ -96,7 +96,7 @@ async def test_editor_bulk_archives_products(sign_in: Any) -> None:
     await page.click("#action-customconfirm-mark-archived")
     await wait_until_shown(page, "modal-confirmation-mark-archived")
     async with page.expect_response(lambda response: "/action/mark-archived" in response.url) as archived:
-        await page.click("#action-custom-modal-mark-archived")  # a POST with the CSRF token, not a GET
+        await page.click("#action-confirm-mark-archived")  # a form POST with the CSRF token, not a GET
     assert (await archived.value).request.method == "POST"
     await page.wait_for_load_state("networkidle")
     for sku in first_two:
@@ -124,7 +124,7 @@ async def test_manager_deletes_an_order_then_restores_it_from_the_trash(sign_in:
     # The modal's Delete button must know its URL the moment the modal starts to open: a click
     # during the fade-in used to send DELETE to the list page (a flaky CI failure, and a user bug).
     url_while_opening = await row.locator("a[aria-label=Delete]").evaluate(
-        "link => { link.click(); return document.getElementById('modal-delete-button').dataset.url; }"
+        "link => { link.click(); return document.getElementById('modal-delete-confirm').dataset.url; }"
     )
     assert url_while_opening and url_while_opening.endswith(f"/admin/order/delete?pks={order_id}")
     await delete_from_the_list(page, order_id)
@@ -154,7 +154,7 @@ async def test_manager_bulk_deletes_the_selected_orders_only(sign_in: Any) -> No
     await page.click("#action-delete")
     await wait_until_shown(page, "modal-delete")
     async with page.expect_response(lambda response: response.request.method == "DELETE") as deleted:
-        await page.click("#modal-delete-button")
+        await page.click("#modal-delete-confirm")
     response = await deleted.value
     assert response.status == 200
     assert response.url.endswith(f"/admin/order/delete?pks={pks[0]},{pks[1]}")
@@ -228,7 +228,8 @@ async def test_logout_ends_the_session(sign_in: Any) -> None:
     viewer = await sign_in("viewer")
     page = viewer.page
     await viewer.goto("/admin/")
-    await page.click("a[href$='/logout']")  # turned into a POST by custodian.js
+    await page.click("a[href$='/logout']")  # SQLAdmin's link opens our "Sign out?" page
+    await page.click("#confirm-logout")  # a form POST with the CSRF token
     await page.wait_for_url(re.compile(r"/admin/login"))
     await page.wait_for_load_state("networkidle")
     await viewer.goto("/admin/product/list")

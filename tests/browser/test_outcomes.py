@@ -43,7 +43,7 @@ async def test_a_refused_delete_keeps_the_modal_open_with_the_reason(sign_in: An
     await expect(page.locator("#modal-delete")).to_contain_text("Move to the trash?")
     await expect(page.locator("#modal-delete")).not_to_contain_text("permanently")
     async with page.expect_response(lambda response: response.request.method == "DELETE") as deleted:
-        await page.click("#modal-delete-button")
+        await page.click("#modal-delete-confirm")
     assert 400 <= (await deleted.value).status < 500
     error = page.locator("#modal-delete-error")
     await expect(error).to_be_visible()
@@ -69,7 +69,7 @@ async def test_a_delete_that_works_says_so_after_the_reload(sign_in: Any) -> Non
     tag_id = (await row.locator("input[type=hidden]").input_value()).strip()
     await row.locator("a[aria-label=Delete]").click()
     await wait_until_shown(page, "modal-delete")
-    await page.click("#modal-delete-button")
+    await page.click("#modal-delete-confirm")
     await page.wait_for_load_state("networkidle")
     await expect(page.locator("#flash-messages")).to_contain_text("was moved to the trash")
     await expect(page.locator(f"tbody input[type=hidden][value='{tag_id}']")).to_have_count(0)

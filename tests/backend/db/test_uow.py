@@ -8,8 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.actor import Actor
 from backend.db.session import Database
 from backend.db.uow import unit_of_work
-from backend.models import Customer, User
-from tests.factories import make_customer
+from backend.models import AuditEntry, Customer, Tag, User
+from backend.repositories.audit import AuditEntryRepository
+from backend.repositories.base import IntegrityViolation
+from tests.factories import make_customer, make_tag
 
 SYSTEM = Actor.system("tests")
 
@@ -64,3 +66,46 @@ async def test_database_errors_never_carry_the_values_written(session: AsyncSess
             await session.flush()
     assert "private.person@example.com" not in str(caught.value)
     assert "hidden due to hide_parameters" in str(caught.value)
+
+
+async def test_one_repository_per_model_and_unit(database: Database) -> None:
+    async with unit_of_work(database, SYSTEM) as uow, unit_of_work(database, SYSTEM) as other:
+        assert uow.repo(Tag) is uow.repo(Tag)
+        assert uow.repo(Tag) is not other.repo(Tag)
+        # A model with its own queries gets its repository class, whichever way it is asked for.
+        assert isinstance(uow.repo(AuditEntry), AuditEntryRepository)
+        assert uow.repo(AuditEntry) is uow.repo(AuditEntryRepository)
+
+
+async def test_writes_outside_a_unit_of_work_are_not_audited(
+    database: Database, session: AsyncSession
+) -> None:
+    async with unit_of_work(database, SYSTEM) as uow:
+        audited = uow.repo(Tag).stage(Tag(name="through-a-unit"))
+        await uow.flush()
+        assert await _entries(uow.session, audited.id) == 1
+    async with database.sessions() as plain:
+        tag = Tag(name="around-the-units")
+        plain.add(tag)
+        await plain.flush()
+        assert await _entries(plain, tag.id) == 0
+
+
+async def _entries(session: AsyncSession, tag_id: int) -> int:
+    stmt = select(func.count()).where(AuditEntry.model == "tag", AuditEntry.object_id == str(tag_id))
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def test_a_failed_savepoint_names_the_constraint_and_leaves_the_unit_usable(
+    database: Database, session: AsyncSession
+) -> None:
+    await make_tag(session, name="taken")
+    await session.commit()
+    async with unit_of_work(database, SYSTEM) as uow:
+        tags = uow.repo(Tag)
+        with pytest.raises(IntegrityViolation) as caught:
+            async with tags.savepoint():
+                tags.stage(Tag(name="taken"))
+        assert (caught.value.violation.kind, caught.value.violation.columns) == ("unique", ("name",))
+        await tags.add(Tag(name="free"))  # the failed insert is not retried
+        assert await tags.exists(name="free")

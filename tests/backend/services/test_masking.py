@@ -9,6 +9,7 @@ from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.orm.exc import DetachedInstanceError
 
 from backend.auth.actor import Actor
+from backend.db.policy import Policy
 from backend.db.uow import UnitOfWork
 from backend.errors import Conflict
 from backend.models import Customer
@@ -46,7 +47,7 @@ def test_the_rule() -> None:
 
 def test_a_label_made_from_personal_data_is_replaced() -> None:
     class Contact:
-        __pii_fields__ = frozenset({"email"})
+        policy = Policy(pii={"email"})
         email = ""
         name = ""
 
@@ -144,7 +145,7 @@ def test_a_label_that_cannot_be_loaded_is_neutral_and_any_other_failure_surfaces
 
 def test_a_label_that_cannot_be_probed_counts_as_revealing_and_a_bug_surfaces() -> None:
     class ViaPartner:
-        __pii_fields__ = frozenset({"email"})
+        policy = Policy(pii={"email"})
         partner = None
 
         def __str__(self) -> str:

@@ -1,11 +1,11 @@
 """The audit trail: entries written from SQLAlchemy attribute history, in the change's transaction.
 
-Every unit of work puts its actor in `session.info`; after each flush, this
-module turns what the flush wrote into `AuditEntry` rows on the same
-connection. So an entry exists exactly when its change does: a failed change
-leaves none, and a change never commits without one. Writes made outside a
-unit of work (test setup, bulk COPY for benchmarks) carry no actor and are
-not audited.
+Every unit of work installs `after_flush` on its session and puts its actor in
+`session.info`; after each flush, this module turns what the flush wrote into
+`AuditEntry` rows on the same connection. So an entry exists exactly when its
+change does: a failed change leaves none, and a change never commits without
+one. Writes made outside a unit of work (test setup, bulk COPY for
+benchmarks) carry no actor and are not audited.
 """
 
 from __future__ import annotations
@@ -22,27 +22,27 @@ from sqlalchemy.orm import Session, UOWTransaction
 from sqlalchemy.orm.attributes import History
 
 from backend.auth.actor import Actor
+from backend.db.policy import policy_of
 from backend.db.types import utcnow
-from backend.db.uow import ACTOR_KEY, AUDIT_ENABLED_KEY
 from backend.models import AuditEntry, AuthSession, LoginAttempt
+
+# Set by the unit of work in `session.info`: who the entries name, and whether to write them.
+ACTOR_KEY = "custodian.actor"
+AUDIT_ENABLED_KEY = "custodian.audit"
 
 REDACTED = "[redacted]"
 NOT_AUDITED = (AuditEntry, AuthSession, LoginAttempt)
 # Recorded by other means (the version, the sign-in event) or not worth a diff.
 BOOKKEEPING_FIELDS = frozenset({"updated_at", "version", "last_login_at"})
-_installed = False
 
 
-def install() -> None:
-    """Listen to every session's flushes (once per process)."""
-    global _installed
-    if not _installed:
-        event.listen(Session, "after_flush", _after_flush)
-        _installed = True
+def install(session: Session) -> None:
+    """Audit the flushes of `session` (once, however many units of work share it)."""
+    if not event.contains(session, "after_flush", _after_flush):
+        event.listen(session, "after_flush", _after_flush)
 
 
-def record_event(
-    session: Any,
+def event_entry(
     actor: Actor,
     *,
     action: str,
@@ -50,9 +50,9 @@ def record_event(
     object_id: object = "",
     object_repr: str = "",
     changes: dict[str, Any] | None = None,
-) -> None:
-    """Add an entry for something that is not a row change: a sign-in, a failed sign-in, a sign-out."""
-    session.add(AuditEntry(**_entry_values(actor, action, model, object_id, object_repr, changes or {})))
+) -> AuditEntry:
+    """An entry for something that is not a row change: a sign-in, a failed sign-in, a sign-out."""
+    return AuditEntry(**_entry_values(actor, action, model, object_id, object_repr, changes or {}))
 
 
 def _after_flush(session: Session, _context: UOWTransaction) -> None:
@@ -176,7 +176,7 @@ def _collection_histories(obj: Any) -> list[tuple[str, History]]:
 
 
 def _secret_fields(obj: Any) -> frozenset[str]:
-    return frozenset(getattr(obj, "__secret_fields__", frozenset()))
+    return policy_of(obj).secret
 
 
 def _jsonable(value: Any) -> Any:

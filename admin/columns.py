@@ -1,0 +1,130 @@
+"""What a model view declares about its columns, read once from its public attributes.
+
+SQLAdmin keeps the same facts in private attributes it builds in
+`ModelView.__init__`, which may change in any release. The list page, its export and the templates read them
+from here instead: names from `column_list`, `column_searchable_list`,
+`column_sortable_list`, `column_default_sort`, `column_labels` and
+`column_formatters`, the relationships from SQLAlchemy's mapper.
+"""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from sqladmin import ModelView
+from sqlalchemy import inspect as sa_inspect
+from starlette.requests import Request
+
+_cache: WeakKeyDictionary[ModelView, ViewColumns] = WeakKeyDictionary()
+
+
+def name_of(column: Any) -> str:
+    """A column as SQLAdmin accepts it (a name, or a model attribute) -> its name."""
+    return column if isinstance(column, str) else str(column.key)
+
+
+@dataclass(frozen=True)
+class CellFormatter:
+    """A declared `column_formatters` entry; SQLAdmin passes the request when it takes three arguments."""
+
+    function: Callable[..., Any]
+    takes_request: bool
+
+    @classmethod
+    def of(cls, function: Callable[..., Any]) -> CellFormatter:
+        return cls(function, _takes_request(function))
+
+    def __call__(self, obj: Any, name: str, request: Request) -> Any:
+        return self.function(obj, name, request) if self.takes_request else self.function(obj, name)
+
+
+@dataclass(frozen=True)
+class ViewColumns:
+    """A view's columns by name: what the list, details page and export show, and how."""
+
+    list: tuple[str, ...]
+    details: tuple[str, ...]
+    export: tuple[str, ...]
+    relations: frozenset[str]
+    searchable: tuple[str, ...]
+    sortable: frozenset[str]
+    default_sort: tuple[str, bool]  # (name, descending)
+    labels: Mapping[str, str]
+    list_formatters: Mapping[str, CellFormatter]
+    detail_formatters: Mapping[str, CellFormatter]
+    type_formatters: Mapping[type, Callable[[Any], Any]]
+
+    @classmethod
+    def of(cls, view: ModelView) -> ViewColumns:
+        mapper: Any = sa_inspect(view.model)
+        return cls(
+            list=tuple(view.get_list_columns()),
+            details=tuple(view.get_details_columns()),
+            export=tuple(view.get_export_columns()),
+            relations=frozenset(str(relation.key) for relation in mapper.relationships),
+            searchable=tuple(name_of(column) for column in view.column_searchable_list),
+            sortable=frozenset(name_of(column) for column in view.column_sortable_list),
+            default_sort=_default_sort(view.column_default_sort, mapper),
+            labels={name_of(column): label for column, label in view.column_labels.items()},
+            list_formatters=_formatters(view.column_formatters),
+            detail_formatters=_formatters(view.column_formatters_detail),
+            type_formatters=dict(view.column_type_formatters),
+        )
+
+    def label(self, name: str) -> str:
+        return self.labels.get(name, name)
+
+    def is_relation(self, name: str) -> bool:
+        return name in self.relations
+
+    def listed_relations(self) -> builtins.list[str]:
+        """The list's columns that are relationships."""
+        return [name for name in self.list if name in self.relations]
+
+    def shown_value(self, value: Any) -> Any:
+        """A plain value as the list shows it, through the view's `column_type_formatters` (None -> "")."""
+        formatters = self.type_formatters
+        formatter = formatters.get(type(value))
+        if formatter is None:
+            found = (formatters[base] for base in type(value).__bases__ if base in formatters)
+            formatter = next(found, None)
+        return value if formatter is None else formatter(value)
+
+
+def columns_of(view: ModelView) -> ViewColumns:
+    """The view's `ViewColumns`, built on first use (after SQLAdmin and our views set their labels)."""
+    found = _cache.get(view)
+    if found is None:
+        found = _cache[view] = ViewColumns.of(view)
+    return found
+
+
+def _default_sort(declared: Any, mapper: Any) -> tuple[str, bool]:
+    """The first of `column_default_sort` (a name, a (name, descending) pair, or a list of pairs)."""
+    entries: Iterable[Any] = declared if isinstance(declared, list) else [declared] if declared else []
+    for entry in entries:
+        if isinstance(entry, tuple):
+            return name_of(entry[0]), bool(entry[1])
+        return name_of(entry), False
+    return str(mapper.get_property_by_column(mapper.primary_key[0]).key), False
+
+
+def _formatters(declared: Mapping[Any, Callable[..., Any]]) -> dict[str, CellFormatter]:
+    return {name_of(column): CellFormatter.of(function) for column, function in declared.items()}
+
+
+def _takes_request(function: Callable[..., Any]) -> bool:
+    """Whether a formatter takes (obj, name, request) rather than (obj, name)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if any(parameter.kind == inspect.Parameter.VAR_POSITIONAL for parameter in parameters):
+        return True
+    return sum(parameter.kind in positional for parameter in parameters) >= 3

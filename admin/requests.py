@@ -1,0 +1,149 @@
+"""The request's one unit of work, and the services it runs.
+
+An admin request reads and writes through one session: the row a form edits
+is loaded once, checked, shown and saved in the same transaction.
+`request_uow(request)` opens the unit of work on first use, as the signed-in
+actor (a writing unit unless the method is GET or HEAD); `RequestUnitOfWork`,
+a pure ASGI middleware, closes it after the response has been sent, so a
+streamed export still reads through it. A unit that was not committed is
+rolled back when it closes.
+
+SQLAdmin's own reads (its row loaders, form choices, ajax lookups) take a
+session from the admin's `session_maker`: `RequestSessions` is that maker,
+and hands them the same unit's session.
+
+The sign-in check (admin/auth.py) keeps a short unit of its own: it runs
+before the actor is known and commits its session stamp at once.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from admin.auth import current_actor
+from backend.db.session import Database
+from backend.db.uow import UnitOfWork, unit_of_work
+from backend.services.base import CrudService
+from backend.services.registry import service_for
+
+# The scope["state"] key of the request's units (Starlette's `request.state` reads the same dict).
+STATE_KEY = "custodian_request_units"
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+ServiceClass = type[CrudService[Any, Any, Any]]
+
+
+class RequestUnits:
+    """The unit of work of one request, opened on first use and closed by the middleware."""
+
+    def __init__(self, database: Database, scope: Scope) -> None:
+        self.database = database
+        self.scope = scope
+        self.uow: UnitOfWork | None = None
+        self._stack = AsyncExitStack()
+
+    async def open(self) -> UnitOfWork:
+        if self.uow is None:
+            request = Request(self.scope)
+            writes = request.method not in READ_METHODS
+            self.uow = await self._stack.enter_async_context(
+                unit_of_work(self.database, current_actor(request), writes=writes)
+            )
+        return self.uow
+
+    async def close(self) -> None:
+        self.uow = None
+        await self._stack.aclose()
+
+
+# The units of the request this task serves; read where SQLAdmin gives no request (its session maker).
+_current: contextvars.ContextVar[RequestUnits | None] = contextvars.ContextVar(
+    "custodian_request_units", default=None
+)
+
+
+class RequestUnitOfWork:
+    """Gives each HTTP request a lazily opened unit of work and closes it once the response is sent."""
+
+    def __init__(self, app: ASGIApp, *, database: Database) -> None:
+        self.app = app
+        self.database = database
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        units = RequestUnits(self.database, scope)
+        scope.setdefault("state", {})[STATE_KEY] = units
+        token = _current.set(units)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _current.reset(token)
+            await units.close()
+
+
+def _units(request: Request) -> RequestUnits:
+    units = request.scope.get("state", {}).get(STATE_KEY)
+    if not isinstance(units, RequestUnits):
+        raise RuntimeError("RequestUnitOfWork is not installed on this app (see admin/app.py).")
+    return units
+
+
+async def request_uow(request: Request) -> UnitOfWork:
+    """The request's one unit of work, opened on first use as the signed-in actor.
+
+    Commit is explicit (`await uow.commit()`); whatever is not committed is
+    rolled back when the response has been sent.
+    """
+    return await _units(request).open()
+
+
+async def request_service(
+    request: Request, model: type[Any], *, service: ServiceClass | None = None
+) -> CrudService[Any, Any, Any]:
+    """The service of `model` (or `service`, when a view names its own) on the request's unit of work."""
+    service_class = service or service_class_for(model)
+    return service_class(await request_uow(request))
+
+
+def service_class_for(model: type[Any]) -> ServiceClass:
+    """The service the registry declares or derives for `model` (`NotFound` for a model it does not know)."""
+    # A table name: the registry accepts it before and after it learned to take the model itself.
+    return service_for(str(model.__tablename__))
+
+
+class RequestSessions:
+    """The admin's `session_maker`: the request's unit-of-work session, left open until the response is sent.
+
+    Outside a request (start-up, a test calling a view directly) it opens and
+    closes a session of its own.
+    """
+
+    class_ = AsyncSession  # how SQLAdmin tells an async session maker from a sync one
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def __call__(self, **_options: Any) -> AbstractAsyncContextManager[AsyncSession]:
+        # SQLAdmin asks for expire_on_commit=False; the unit's sessions are made that way already.
+        return self._session()
+
+    def configure(self, **_options: Any) -> None:
+        """SQLAdmin turns autoflush off here; the unit's sessions are made without it already."""
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        units = _current.get()
+        if units is None:
+            async with self.database.sessions() as session:
+                yield session
+        else:
+            yield (await units.open()).session

@@ -1,0 +1,162 @@
+"""One unit of work per admin request: an edit POST opens one session for its work and loads the row once;
+SQLAdmin's own create and edit routes keep `after_model_change` and "Save as new"."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from admin.app import create_app
+from admin.views.store import ProductAdmin
+from backend.config import Settings
+from backend.db.session import Database
+from backend.models import Product
+from tests.admin.browser_forms import as_post_data, submitted_form
+from tests.admin.conftest import client_for, sign_in
+from tests.factories import make_category, make_product, make_user
+
+BASE = "http://testserver"
+
+
+class CountingSessions:
+    """The test's session maker, counting the sessions opened."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        self.opened = 0
+
+    def __call__(self, **options: Any) -> AsyncSession:
+        self.opened += 1
+        return self.sessions(**options)
+
+
+@pytest.fixture
+async def counted(
+    settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], session: AsyncSession
+) -> AsyncIterator[tuple[httpx.AsyncClient, CountingSessions, list[str]]]:
+    counter = CountingSessions(sessions)
+    database = Database(settings, engine=engine, sessions=counter)  # type: ignore[arg-type]  # a counting maker
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    client = client_for(create_app(settings, database=database))
+    user = await make_user(session, is_superuser=True)
+    await session.commit()
+    assert (await sign_in(client, user.username)).status_code == 302
+    try:
+        yield client, counter, statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        await client.aclose()
+
+
+def _row_loads(statements: list[str]) -> list[str]:
+    """SELECTs of the product row by its id (the admin's loader), not of other tables or the audit trail."""
+    pattern = re.compile(r"^SELECT .* FROM product\b.*WHERE product\.id = ", re.DOTALL)
+    return [s for s in statements if pattern.match(" ".join(s.split()))]
+
+
+async def test_an_edit_post_uses_one_session_and_loads_the_row_once(
+    counted: tuple[httpx.AsyncClient, CountingSessions, list[str]], session: AsyncSession
+) -> None:
+    client, counter, statements = counted
+    product = await make_product(session, name="Before")
+    await session.commit()
+    pk = product.id
+    path = f"/admin/product/edit/{pk}"
+    form = as_post_data(submitted_form((await client.get(path)).text, BASE + path))
+    form["name"] = ["After"]
+    counter.opened, statements[:] = 0, []
+
+    response = await client.post(path, data=form)
+
+    assert response.status_code == 302, response.text
+    # The sign-in check's own short unit, and the request's one unit of work for everything else.
+    assert counter.opened == 2
+    # The admin loads the row; the service finds it in the same session's identity map.
+    assert len(_row_loads(statements)) == 1, _row_loads(statements)
+    session.expire_all()
+    assert (await session.scalar(select(Product.name).where(Product.id == pk))) == "After"
+
+
+async def test_after_model_change_runs_after_the_commit_and_its_response_is_sent(
+    counted: tuple[httpx.AsyncClient, CountingSessions, list[str]],
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, _, _ = counted
+    seen: list[tuple[str, bool]] = []
+
+    async def after_model_change(
+        self: ProductAdmin, data: dict[str, Any], model: Any, is_created: bool, request: Request
+    ) -> Response:
+        seen.append((model.name, is_created))
+        return PlainTextResponse(f"changed {model.id}", status_code=201)
+
+    monkeypatch.setattr(ProductAdmin, "after_model_change", after_model_change)
+    product = await make_product(session, name="Before")
+    await session.commit()
+    pk = product.id
+    path = f"/admin/product/edit/{pk}"
+    form = as_post_data(submitted_form((await client.get(path)).text, BASE + path))
+    form["name"] = ["After"]
+
+    response = await client.post(path, data=form)
+
+    assert (response.status_code, response.text) == (201, f"changed {pk}")
+    assert seen == [("After", False)]
+    session.expire_all()
+    assert (await session.scalar(select(Product.name).where(Product.id == pk))) == "After"
+
+
+async def test_save_as_new_creates_a_record_and_leaves_the_original(
+    counted: tuple[httpx.AsyncClient, CountingSessions, list[str]],
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, _, _ = counted
+    monkeypatch.setattr(ProductAdmin, "save_as", True)
+    product = await make_product(session, name="Original", sku="ORIG-1")
+    await session.commit()
+    pk = product.id
+    path = f"/admin/product/edit/{pk}"
+    page = (await client.get(path)).text
+    form = as_post_data(submitted_form(page, BASE + path, submit="Save as new"))
+    form["sku"], form["name"] = ["COPY-1"], ["Copy"]
+
+    response = await client.post(path, data=form)
+
+    assert response.status_code == 302, response.text
+    session.expire_all()
+    names = {sku: name for sku, name in (await session.execute(select(Product.sku, Product.name))).all()}
+    assert names["ORIG-1"] == "Original" and names["COPY-1"] == "Copy"
+
+
+async def test_a_refusal_inside_the_services_savepoint_shows_the_form_with_the_error_by_its_field(
+    counted: tuple[httpx.AsyncClient, CountingSessions, list[str]], session: AsyncSession
+) -> None:
+    """The refused write's savepoint expires the row the page shows: it is read again, not a 500."""
+    client, _, _ = counted
+    category = await make_category(session, name="Loop")
+    await session.commit()
+    pk = category.id
+    path = f"/admin/category/edit/{pk}"
+    form = as_post_data(submitted_form((await client.get(path)).text, BASE + path))
+    form["parent"] = [str(pk)]
+
+    response = await client.post(path, data=form)
+
+    assert response.status_code == 400, response.text
+    assert "A category cannot be inside itself." in response.text
+    assert 'value="Loop"' in response.text
