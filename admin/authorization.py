@@ -14,6 +14,7 @@ from sqladmin.authorization import AuthorizationBackend
 from starlette.requests import Request
 
 from admin.auth import current_actor
+from backend.services import masking
 
 if TYPE_CHECKING:
     from sqladmin.application import BaseAdmin
@@ -28,6 +29,7 @@ ACTION_PERMISSIONS = {
     "export": "export",
 }
 CUSTOM_ACTION_PREFIX = "action:"
+FORM_ACTIONS = ("create", "edit")
 
 
 class CustodianAuthorization(AuthorizationBackend):
@@ -41,6 +43,7 @@ class CustodianAuthorization(AuthorizationBackend):
     def __init__(self) -> None:
         self._admin: BaseAdmin | None = None
         self._views: dict[str, BaseView | ModelView] = {}
+        self._form_fields: dict[str, frozenset[str]] = {}
 
     def setup(self, admin: BaseAdmin) -> None:
         self._admin = admin
@@ -66,7 +69,23 @@ class CustodianAuthorization(AuthorizationBackend):
         if actor.user_id is None:
             return False
         codename = self.codename_for(identity, str(action))
-        return codename is not None and actor.has_perm(codename)
+        if codename is None or not actor.has_perm(codename):
+            return False
+        if action in FORM_ACTIONS:
+            # A form shows what it edits: one with a field the actor may not see is not theirs to open.
+            table = codename.split(".", 1)[0]
+            return all(masking.can_see(actor, table, name) for name in self._sensitive_form_fields(identity))
+        return True
+
+    def _sensitive_form_fields(self, identity: str) -> frozenset[str]:
+        if identity not in self._form_fields:
+            view = self._view(identity)
+            found: frozenset[str] = frozenset()
+            if isinstance(view, ModelView):
+                sensitive = masking.sensitive_fields(masking.table_of(view.model))
+                found = frozenset(name for name in view.get_form_columns() if name in sensitive)
+            self._form_fields[identity] = found
+        return self._form_fields[identity]
 
     def _view(self, identity: str) -> BaseView | ModelView | None:
         if identity not in self._views and self._admin is not None:

@@ -116,8 +116,7 @@ async def request_service(
 
 def service_class_for(model: type[Any]) -> ServiceClass:
     """The service the registry declares or derives for `model` (`NotFound` for a model it does not know)."""
-    # A table name: the registry accepts it before and after it learned to take the model itself.
-    return service_for(str(model.__tablename__))
+    return service_for(model)
 
 
 class RequestSessions:

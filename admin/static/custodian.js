@@ -136,12 +136,16 @@
   // An `@action` declared without a confirmation message has no modal of ours: SQLAdmin renders a
   // link (in the list's Actions menu, or on a details page) and follows it with GET, which the
   // POST-only route refuses. Only those links are sent as a form, before SQLAdmin's handler runs.
+  // SQLAdmin's layout has no block for its Logout link either: one click signs out with a POST
+  // (without this script the link opens the "Sign out?" page and its form).
   document.addEventListener("click", function (event) {
     var link = event.target.closest("a");
     if (!link) { return; }
     var listAction = link.id.indexOf("action-custom-") === 0 && link.dataset.url;
-    var detailsAction = !listAction && /\/action\/[^/?]+(\?|$)/.test(link.getAttribute("href") || "");
-    if (!listAction && !detailsAction) { return; }
+    var href = link.getAttribute("href") || "";
+    var detailsAction = !listAction && /\/action\/[^/?]+(\?|$)/.test(href);
+    var logout = /\/logout\/?$/.test(href) && !link.closest("form");
+    if (!listAction && !detailsAction && !logout) { return; }
     event.preventDefault();
     event.stopPropagation();
     var form = document.createElement("form");

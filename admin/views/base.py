@@ -14,10 +14,11 @@ from sqladmin import ModelView
 from sqladmin.forms import WTFORMS_ATTRS
 from sqlalchemy import Select, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.orm import InstrumentedAttribute, selectinload
+from sqlalchemy.orm import MANYTOONE, InstrumentedAttribute, selectinload
 from starlette.requests import Request
 
 from admin.auth import current_actor
+from admin.columns import name_of
 from admin.controls import RowControls
 from admin.export import CsvExport
 from admin.forms import CustodianFormConverter
@@ -27,12 +28,8 @@ from admin.params import id_or_404
 from admin.relations import relation_labels
 from admin.requests import request_uow
 from admin.writes import ServiceWrites
+from backend.schemas.derived import MANAGED_COLUMNS
 from backend.services import masking
-
-
-def _keys(columns: Any) -> frozenset[str]:
-    """Column names from a list or mapping of names and model attributes."""
-    return frozenset(item if isinstance(item, str) else str(item.key) for item in columns)
 
 
 class CustodianModelView(ModelView):
@@ -49,16 +46,14 @@ class CustodianModelView(ModelView):
         mapper: Any = sa_inspect(self.model)
         names = [str(attribute.key) for attribute in mapper.attrs]
         type(self).column_labels = default_labels(names, type(self).column_labels)
+        # The model's personal and secret fields are shown through the masking rule on every view,
+        # whatever the view declares: a new model's policy is enough.
+        type(self).column_formatters = with_masking(self.model, type(self).column_formatters)
+        type(self).column_formatters_detail = with_masking(self.model, type(self).column_formatters_detail)
         super().__init__()
         self.relation_keys = frozenset(str(relation.key) for relation in mapper.relationships)
-        self.list_formatted = _keys(self.column_formatters)
-        self.detail_formatted = _keys(self.column_formatters_detail)
-
-    async def get_list_value(self, obj: Any, prop: str, request: Request | None = None) -> tuple[Any, Any]:
-        value, shown = await super().get_list_value(obj, prop, request)
-        if prop in self.relation_keys and prop not in self.list_formatted:
-            shown = relation_labels(request, value)
-        return value, shown
+        # The list page builds its cells itself (admin/listing.py), so only the details page needs this.
+        self.detail_formatted = frozenset(name_of(column) for column in self.column_formatters_detail)
 
     async def get_detail_value(self, obj: Any, prop: str, request: Request | None = None) -> tuple[Any, Any]:
         """SQLAdmin's (value, shown value), a related record shown by the label its actor may see."""
@@ -161,6 +156,20 @@ class ServiceModelView(CsvExport, KeysetListing, RowControls, ServiceWrites, Cus
             found = await session.execute(self._hide_deleted(select(self.model).where(pk.in_(pks))))
             return {row.id: row for row in found.scalars()}
 
+    def get_form_columns(self) -> list[str]:
+        """The form's fields: the view's `form_columns` (SQLAdmin's default: every attribute), less
+        what no user sets or sees: the columns the framework keeps (timestamps, soft delete, version),
+        relations through them, and the policy's secrets. The services' schemas leave them out too.
+        """
+        mapper: Any = sa_inspect(self.model)
+        never = MANAGED_COLUMNS | masking.secret_fields(self.model)
+        through_kept = {
+            str(relation.key)
+            for relation in mapper.relationships
+            if relation.direction is MANYTOONE and {str(c.key) for c in relation.local_columns} <= never
+        }
+        return [name for name in super().get_form_columns() if name not in never | through_kept]
+
     def form_relation_keys(self) -> list[str]:
         """The form's columns that are relationships."""
         relationships: Any = sa_inspect(self.model).relationships
@@ -174,6 +183,13 @@ def _endpoint_name(request: Request) -> str:
 Formatters = dict[
     str | InstrumentedAttribute[Any], Callable[[Any, Any], Any] | Callable[[Any, Any, Request], Any]
 ]
+
+
+def with_masking(model: Any, declared: Formatters) -> Formatters:
+    """`declared` formatters, with the masking rule's in place of any for a personal or secret field."""
+    masked = masked_formatters(model)
+    kept = {key: formatter for key, formatter in declared.items() if name_of(key) not in masked}
+    return {**kept, **masked}
 
 
 def masked_formatters(model: Any) -> Formatters:

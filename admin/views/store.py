@@ -14,14 +14,12 @@ from starlette.responses import RedirectResponse, Response
 from wtforms.validators import InputRequired, NumberRange, Optional
 
 from admin import outcomes
-from admin.auth import current_actor
 from admin.filters import ChoiceFilter, LiveForeignKeyFilter, RecentDateFilter
 from admin.params import query_ids
 from admin.requests import request_uow
-from admin.views.base import ServiceModelView, masked_formatters
+from admin.views.base import ServiceModelView
 from backend.errors import AppError, PermissionDenied
 from backend.models import Category, Customer, Order, OrderItem, OrderStatus, Product, ProductStatus, Tag
-from backend.services import masking
 from backend.services.catalog import ProductService
 
 CATALOG = "Catalog"
@@ -214,21 +212,6 @@ class CustomerAdmin(ServiceModelView, model=Customer):
         Customer.address,
     ]
     form_columns: ClassVar = [Customer.name, Customer.email, Customer.phone, Customer.address]
-
-    # Masked by the one rule (backend.services.masking); the export masks through export_value.
-    column_formatters: ClassVar = masked_formatters(Customer)
-    column_formatters_detail: ClassVar = masked_formatters(Customer)
-
-    @staticmethod
-    def sees_pii(request: Request) -> bool:
-        return masking.sees_personal_data(current_actor(request), Customer.__tablename__)
-
-    async def check_can_edit(self, request: Request, model: Any) -> bool:
-        # The edit form shows the personal data it edits.
-        return self.sees_pii(request) and await super().check_can_edit(request, model)
-
-    async def check_can_create(self, request: Request) -> bool:
-        return self.sees_pii(request) and await super().check_can_create(request)
 
 
 class OrderAdmin(ServiceModelView, model=Order):

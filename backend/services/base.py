@@ -27,6 +27,7 @@ ModelT = TypeVar("ModelT", bound=Base)
 CreateT = TypeVar("CreateT", bound=BaseModel)
 UpdateT = TypeVar("UpdateT", bound=BaseModel)
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
+RowT = TypeVar("RowT", bound=Base)
 
 
 def validate(schema: type[SchemaT], data: SchemaT | Mapping[str, Any]) -> SchemaT:
@@ -260,7 +261,7 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
     def _update_schema(self) -> type[UpdateT]:
         return self.update_schema  # type: ignore[return-value]  # ClassVars cannot use the class's type variables
 
-    async def live(self, model: type[Any], id_: object, *, field: str, label: str) -> Any:
+    async def live(self, model: type[RowT], id_: object, *, field: str, label: str) -> RowT:
         """A live (not deleted) row of another model that the input refers to.
 
         Raises `ValidationFailed` on `field` when it is missing or deleted, so a
@@ -308,12 +309,9 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
 
     async def save(self, obj: ModelT, *, adding: bool = False) -> None:
         """Flush (inserting `obj` when `adding`); constraint failures and stale versions become `Conflict`."""
-        try:
-            await self.repo.flush(adding=obj if adding else None)
-        except IntegrityViolation as exc:
-            raise self._conflict(exc, dict(inspect(obj).dict)) from exc
-        except StaleDataError as exc:
-            raise await self._stale(obj) from exc
+        async with self.writing(obj):
+            if adding:
+                self.repo.stage(obj)
 
     def _conflict(self, exc: IntegrityViolation, values: dict[str, Any]) -> Conflict:
         violation = exc.violation

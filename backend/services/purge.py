@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from backend.db.base import Base
 from backend.db.uow import UnitOfWork
 from backend.errors import Conflict, ValidationFailed
 from backend.services.registry import service_for, soft_deletable_tables
-
-# Records that others refer to come after those that refer to them.
-PURGE_ORDER = ("order_item", "order", "product", "customer", "tag", "category", "role", "user")
 
 
 @dataclass
@@ -75,4 +73,6 @@ async def purge_records(uow: UnitOfWork, candidates: dict[str, list[int]]) -> Pu
 
 
 def _purge_rank(table: str) -> int:
-    return PURGE_ORDER.index(table) if table in PURGE_ORDER else len(PURGE_ORDER)
+    """Records that others refer to come after those that refer to them, by the foreign keys."""
+    order = [known.name for known in reversed(Base.metadata.sorted_tables)]
+    return order.index(table) if table in order else len(order)

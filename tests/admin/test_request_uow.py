@@ -67,15 +67,22 @@ def _row_loads(statements: list[str]) -> list[str]:
     return [s for s in statements if pattern.match(" ".join(s.split()))]
 
 
+async def _product_edit_form(
+    client: httpx.AsyncClient, session: AsyncSession, *, submit: str | None = None, **values: Any
+) -> tuple[int, str, dict[str, list[str]]]:
+    """A new product's id, its edit path, and its edit form as the browser would send it."""
+    product = await make_product(session, **values)
+    await session.commit()
+    path = f"/admin/product/edit/{product.id}"
+    page = (await client.get(path)).text
+    return product.id, path, as_post_data(submitted_form(page, BASE + path, submit=submit))
+
+
 async def test_an_edit_post_uses_one_session_and_loads_the_row_once(
     counted: tuple[httpx.AsyncClient, CountingSessions, list[str]], session: AsyncSession
 ) -> None:
     client, counter, statements = counted
-    product = await make_product(session, name="Before")
-    await session.commit()
-    pk = product.id
-    path = f"/admin/product/edit/{pk}"
-    form = as_post_data(submitted_form((await client.get(path)).text, BASE + path))
+    pk, path, form = await _product_edit_form(client, session, name="Before")
     form["name"] = ["After"]
     counter.opened, statements[:] = 0, []
 
@@ -105,11 +112,7 @@ async def test_after_model_change_runs_after_the_commit_and_its_response_is_sent
         return PlainTextResponse(f"changed {model.id}", status_code=201)
 
     monkeypatch.setattr(ProductAdmin, "after_model_change", after_model_change)
-    product = await make_product(session, name="Before")
-    await session.commit()
-    pk = product.id
-    path = f"/admin/product/edit/{pk}"
-    form = as_post_data(submitted_form((await client.get(path)).text, BASE + path))
+    pk, path, form = await _product_edit_form(client, session, name="Before")
     form["name"] = ["After"]
 
     response = await client.post(path, data=form)
@@ -127,12 +130,9 @@ async def test_save_as_new_creates_a_record_and_leaves_the_original(
 ) -> None:
     client, _, _ = counted
     monkeypatch.setattr(ProductAdmin, "save_as", True)
-    product = await make_product(session, name="Original", sku="ORIG-1")
-    await session.commit()
-    pk = product.id
-    path = f"/admin/product/edit/{pk}"
-    page = (await client.get(path)).text
-    form = as_post_data(submitted_form(page, BASE + path, submit="Save as new"))
+    _, path, form = await _product_edit_form(
+        client, session, submit="Save as new", name="Original", sku="ORIG-1"
+    )
     form["sku"], form["name"] = ["COPY-1"], ["Copy"]
 
     response = await client.post(path, data=form)
