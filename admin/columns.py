@@ -28,6 +28,13 @@ def name_of(column: Any) -> str:
     return column if isinstance(column, str) else str(column.key)
 
 
+def related_items(value: Any) -> list[Any]:
+    """A relationship's value as a list: to-many as it is, to-one as one item or none."""
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [] if value is None else [value]
+
+
 @dataclass(frozen=True)
 class CellFormatter:
     """A declared `column_formatters` entry; SQLAdmin passes the request when it takes three arguments."""
@@ -45,10 +52,9 @@ class CellFormatter:
 
 @dataclass(frozen=True)
 class ViewColumns:
-    """A view's columns by name: what the list, details page and export show, and how."""
+    """A view's columns by name: what the list and the export show, and how."""
 
     list: tuple[str, ...]
-    details: tuple[str, ...]
     export: tuple[str, ...]
     relations: frozenset[str]
     searchable: tuple[str, ...]
@@ -56,7 +62,6 @@ class ViewColumns:
     default_sort: tuple[str, bool]  # (name, descending)
     labels: Mapping[str, str]
     list_formatters: Mapping[str, CellFormatter]
-    detail_formatters: Mapping[str, CellFormatter]
     type_formatters: Mapping[type, Callable[[Any], Any]]
 
     @classmethod
@@ -64,7 +69,6 @@ class ViewColumns:
         mapper: Any = sa_inspect(view.model)
         return cls(
             list=tuple(view.get_list_columns()),
-            details=tuple(view.get_details_columns()),
             export=tuple(view.get_export_columns()),
             relations=frozenset(str(relation.key) for relation in mapper.relationships),
             searchable=tuple(name_of(column) for column in view.column_searchable_list),
@@ -72,7 +76,6 @@ class ViewColumns:
             default_sort=_default_sort(view.column_default_sort, mapper),
             labels={name_of(column): label for column, label in view.column_labels.items()},
             list_formatters=_formatters(view.column_formatters),
-            detail_formatters=_formatters(view.column_formatters_detail),
             type_formatters=dict(view.column_type_formatters),
         )
 

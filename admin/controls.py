@@ -9,7 +9,7 @@ from sqladmin import Admin, ModelView
 from sqladmin.authorization import Action
 from starlette.requests import Request
 
-from admin.columns import ViewColumns, columns_of
+from admin.columns import ViewColumns, columns_of, name_of
 
 RowAction = Literal["details", "edit", "delete"]
 # A row control -> (the view's flag that switches it off, the per-object hook the route asks).
@@ -78,9 +78,7 @@ class RowControls(ModelView):
 
     def links_related(self, column: str) -> bool:
         """Whether related records in `column` may be links: not if `non_link_related_fields` names it."""
-        return all(
-            column != (item if isinstance(item, str) else item.key) for item in self.non_link_related_fields
-        )
+        return all(column != name_of(item) for item in self.non_link_related_fields)
 
     async def detail_links(self, request: Request, objs: Sequence[Any]) -> dict[tuple[type, Any], str]:
         """Details URLs of the records (of any model) this user may open, by (model, id).

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from admin.auth import current_actor
+from admin.columns import related_items
 from admin.keyset import POSITION_PARAMS
 from admin.listing import KeysetListing
 from admin.requests import request_uow
@@ -47,8 +48,7 @@ class CsvExport(KeysetListing):
         """One cell of the export, masked as the signed-in actor must see it; override to reformat."""
         value = getattr(obj, column, None)
         if self.columns.is_relation(column):
-            related = value if isinstance(value, list | tuple) else [] if value is None else [value]
-            return ", ".join(masking.label_for(current_actor(request), item) for item in related)
+            return ", ".join(masking.label_for(current_actor(request), item) for item in related_items(value))
         if isinstance(value, Enum):
             value = value.value
         return masking.shown(current_actor(request), masking.table_of(self.model), column, value)

@@ -5,12 +5,21 @@ lookup, sign-in or form value carrying `%00` fails in the driver (a 500), or,
 in a streamed export, after the response has started (a silently cut file).
 No field of the admin takes NUL, so it is refused once, here, with a 400 for
 every route. The services refuse it too (backend/schemas/base.py), for the CLI.
+
+Any form may arrive as multipart (SQLAdmin's create and edit pages send it
+that way), so a multipart body is read here too and held to the same rule.
+No field of the admin takes a file either: WTForms and the parsers take a
+file where text is expected for text, and fail (a 500), so one is refused
+here as well.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from urllib.parse import parse_qsl
 
+from starlette.datastructures import Headers, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,7 +27,9 @@ from admin.errors import error_response
 
 NUL = "\x00"
 MESSAGE = "The request holds a NUL character (%00), which no field accepts. Remove it and try again."
+FILE_MESSAGE = "This admin takes no files, and a form sent one. Send the form from its page and try again."
 FORM_CONTENT_TYPE = b"application/x-www-form-urlencoded"
+MULTIPART_CONTENT_TYPE = b"multipart/form-data"
 
 
 def has_nul(encoded: str) -> bool:
@@ -38,13 +49,13 @@ class NulGuardMiddleware:
             return
         query = scope.get("query_string", b"").decode("latin-1")
         if NUL in scope["path"] or has_nul(query):  # the path arrives percent-decoded
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, MESSAGE)
             return
         content_type = dict(scope.get("headers", [])).get(b"content-type", b"").lower()
-        if not content_type.startswith(FORM_CONTENT_TYPE):
+        if not content_type.startswith((FORM_CONTENT_TYPE, MULTIPART_CONTENT_TYPE)):
             await self.app(scope, receive, send)
             return
-        # A URL-encoded form is read whole here (the view would read it whole anyway) and replayed.
+        # A form is read whole here (the view would read it whole anyway) and replayed.
         chunks: list[bytes] = []
         while True:
             message = await receive()
@@ -54,8 +65,12 @@ class NulGuardMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if has_nul(body.decode("latin-1")):
-            await self._refuse(scope, receive, send)
+        if content_type.startswith(FORM_CONTENT_TYPE):
+            problem = MESSAGE if has_nul(body.decode("latin-1")) else None
+        else:
+            problem = await multipart_problem(scope, body)
+        if problem:
+            await self._refuse(scope, receive, send, problem)
             return
         replayed = False
 
@@ -68,6 +83,30 @@ class NulGuardMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(Request(scope, receive), 400, "Bad request", MESSAGE)
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, message: str) -> None:
+        response = error_response(Request(scope, receive), 400, "Bad request", message)
         await response(scope, receive, send)
+
+
+async def multipart_problem(scope: Scope, body: bytes) -> str | None:
+    """Why a multipart form body is refused (a file, or NUL in a name or value), or None.
+
+    A body the parser cannot read is left to the view, whose parser answers it with a 400.
+    """
+
+    async def stream() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    try:
+        form = await MultiPartParser(Headers(scope=scope), stream()).parse()
+    except MultiPartException:
+        return None
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                return FILE_MESSAGE
+            if NUL in name or NUL in value:
+                return MESSAGE
+        return None
+    finally:
+        await form.close()

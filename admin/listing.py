@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from admin.auth import current_actor
+from admin.columns import related_items
 from admin.controls import RowControls, url_for_rows
 from admin.filters import ALL
 from admin.keyset import (
@@ -225,7 +226,7 @@ class KeysetListing(RowControls):
         linked = [column for column in self.columns.listed_relations() if self.links_related(column)]
         for row in rows:
             for column in linked:
-                related.extend(_as_list(getattr(row, column, None)))
+                related.extend(related_items(getattr(row, column, None)))
         return await self.detail_links(request, related)
 
     def _cell_html(
@@ -239,7 +240,7 @@ class KeysetListing(RowControls):
             cells = []
             actor = current_actor(request)
             linked = self.links_related(column)
-            for item in _as_list(value):
+            for item in related_items(value):
                 url = links.get((type(item), item.id)) if linked else None
                 text = escape(masking.label_for(actor, item))
                 cells.append(f'<a href="{escape(url)}">{text}</a>' if url else str(text))
@@ -258,10 +259,3 @@ class KeysetListing(RowControls):
             relation = getattr(self.model, name)
             loaders.append(selectinload(relation) if relation.property.uselist else joinedload(relation))
         return loaders
-
-
-def _as_list(value: Any) -> list[Any]:
-    """A relationship's value as a list: to-many as it is, to-one as one item or none."""
-    if isinstance(value, list | tuple):
-        return list(value)
-    return [] if value is None else [value]

@@ -33,14 +33,14 @@ from backend.db.uow import UnitOfWork, unit_of_work
 from backend.services.base import CrudService
 from backend.services.registry import service_for
 
-# The scope["state"] key of the request's units (Starlette's `request.state` reads the same dict).
-STATE_KEY = "custodian_request_units"
+# The scope["state"] key of the request's lazy unit of work (Starlette's `request.state` reads the same dict).
+STATE_KEY = "custodian_request_unit"
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 ServiceClass = type[CrudService[Any, Any, Any]]
 
 
-class RequestUnits:
+class LazyRequestUnit:
     """The unit of work of one request, opened on first use and closed by the middleware."""
 
     def __init__(self, database: Database, scope: Scope) -> None:
@@ -63,9 +63,9 @@ class RequestUnits:
         await self._stack.aclose()
 
 
-# The units of the request this task serves; read where SQLAdmin gives no request (its session maker).
-_current: contextvars.ContextVar[RequestUnits | None] = contextvars.ContextVar(
-    "custodian_request_units", default=None
+# The lazy unit of the request this task serves; read where SQLAdmin gives no request (its session maker).
+_current: contextvars.ContextVar[LazyRequestUnit | None] = contextvars.ContextVar(
+    "custodian_request_unit", default=None
 )
 
 
@@ -80,21 +80,21 @@ class RequestUnitOfWork:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        units = RequestUnits(self.database, scope)
-        scope.setdefault("state", {})[STATE_KEY] = units
-        token = _current.set(units)
+        unit = LazyRequestUnit(self.database, scope)
+        scope.setdefault("state", {})[STATE_KEY] = unit
+        token = _current.set(unit)
         try:
             await self.app(scope, receive, send)
         finally:
             _current.reset(token)
-            await units.close()
+            await unit.close()
 
 
-def _units(request: Request) -> RequestUnits:
-    units = request.scope.get("state", {}).get(STATE_KEY)
-    if not isinstance(units, RequestUnits):
+def _lazy_unit(request: Request) -> LazyRequestUnit:
+    unit = request.scope.get("state", {}).get(STATE_KEY)
+    if not isinstance(unit, LazyRequestUnit):
         raise RuntimeError("RequestUnitOfWork is not installed on this app (see admin/app.py).")
-    return units
+    return unit
 
 
 async def request_uow(request: Request) -> UnitOfWork:
@@ -103,7 +103,7 @@ async def request_uow(request: Request) -> UnitOfWork:
     Commit is explicit (`await uow.commit()`); whatever is not committed is
     rolled back when the response has been sent.
     """
-    return await _units(request).open()
+    return await _lazy_unit(request).open()
 
 
 async def request_service(
@@ -140,9 +140,9 @@ class RequestSessions:
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[AsyncSession]:
-        units = _current.get()
-        if units is None:
+        unit = _current.get()
+        if unit is None:
             async with self.database.sessions() as session:
                 yield session
         else:
-            yield (await units.open()).session
+            yield (await unit.open()).session

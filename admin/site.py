@@ -43,6 +43,7 @@ from backend.config import Settings
 from backend.db.session import Database
 from backend.errors import AppError, NotFound, PermissionDenied
 from backend.models.user import USERNAME_MAX_LENGTH
+from backend.services import masking
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -178,6 +179,11 @@ class CustodianAdmin(Admin):
         loader = masked_ajax_loaders(model_view).get(name or "")
         if not term or loader is None:
             raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST)
+        # A search of the related model is a view of it, as Django's autocomplete rules too.
+        related = f"{masking.table_of(loader.model)}.view"
+        if not current_actor(request).has_perm(related):
+            detail = f"You need the permission {related} to search these records."
+            raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=detail)
         found = await loader.get_list(request, term)
         return JSONResponse({"results": [loader.format(match) for match in found]})
 

@@ -21,15 +21,15 @@ def discover() -> list[type[ModelView] | type[BaseView]]:
     model_views: list[type[ModelView]] = []
     pages: list[type[BaseView]] = []
     for module in _modules():
-        for _, member in inspect.getmembers(module, inspect.isclass):
-            if member.__module__ != module.__name__:
-                continue  # imported, not declared here
+        # A module's namespace keeps definition order: the pages of a module stay in the order written.
+        for member in vars(module).values():
+            if not inspect.isclass(member) or member.__module__ != module.__name__:
+                continue  # not a class, or imported rather than declared here
             if issubclass(member, ModelView) and getattr(member, "model", None) is not None:
                 model_views.append(member)
             elif issubclass(member, BaseView) and not issubclass(member, ModelView):
                 pages.append(member)
     model_views.sort(key=_model_view_place)
-    pages.sort(key=lambda page: (page.__module__, inspect.getsourcelines(page)[1]))
     return [*model_views, *pages]
 
 

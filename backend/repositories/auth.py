@@ -7,8 +7,9 @@ from datetime import datetime
 
 from sqlalchemy import and_, func, select, update
 
-from backend.models import AuthSession, LoginAttempt, Permission, User, role_permission, user_role
+from backend.models import AuthSession, LoginAttempt, Permission, User
 from backend.repositories.base import Repository
+from backend.repositories.users import with_role_permissions
 
 
 @dataclass(frozen=True)
@@ -23,14 +24,8 @@ class AuthSessionRepository(Repository[AuthSession]):
 
     async def find(self, token_hash: str) -> SessionWithUser | None:
         """The session for `token_hash` with its user and permission codenames, in one query."""
-        stmt = (
-            select(AuthSession, User, Permission.codename)
-            .join(User, User.id == AuthSession.user_id)
-            .outerjoin(user_role, user_role.c.user_id == User.id)
-            .outerjoin(role_permission, role_permission.c.role_id == user_role.c.role_id)
-            .outerjoin(Permission, Permission.id == role_permission.c.permission_id)
-            .where(AuthSession.token_hash == token_hash)
-        )
+        sessions = select(AuthSession, User, Permission.codename).join(User, User.id == AuthSession.user_id)
+        stmt = with_role_permissions(sessions).where(AuthSession.token_hash == token_hash)
         rows = (await self.session.execute(stmt)).all()
         if not rows:
             return None

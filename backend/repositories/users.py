@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TypeVarTuple
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from backend.models import Permission, User, role_permission, user_role
 from backend.repositories.base import Repository
+
+Columns = TypeVarTuple("Columns")
 
 
 @dataclass(frozen=True)
@@ -21,18 +24,22 @@ class Grants:
     permissions: frozenset[str]
 
 
+def with_role_permissions(stmt: Select[*Columns]) -> Select[*Columns]:
+    """`stmt`, which selects from `User`, outer-joined to the `Permission` rows its roles grant."""
+    return (
+        stmt.outerjoin(user_role, user_role.c.user_id == User.id)
+        .outerjoin(role_permission, role_permission.c.role_id == user_role.c.role_id)
+        .outerjoin(Permission, Permission.id == role_permission.c.permission_id)
+    )
+
+
 class UserRepository(Repository[User]):
     model = User
 
     async def grants(self, user_ids: Collection[int]) -> dict[int, Grants]:
         """The accounts (live or deleted) among `user_ids` with their permissions, in one query."""
-        stmt = (
-            select(User.id, User.username, User.is_superuser, Permission.codename)
-            .outerjoin(user_role, user_role.c.user_id == User.id)
-            .outerjoin(role_permission, role_permission.c.role_id == user_role.c.role_id)
-            .outerjoin(Permission, Permission.id == role_permission.c.permission_id)
-            .where(User.id.in_(sorted(user_ids)))
-        )
+        users = select(User.id, User.username, User.is_superuser, Permission.codename)
+        stmt = with_role_permissions(users).where(User.id.in_(sorted(user_ids)))
         found: dict[int, tuple[str, bool]] = {}
         permissions: dict[int, set[str]] = {}
         for row in (await self.session.execute(stmt)).all():

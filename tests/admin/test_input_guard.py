@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import Tag
+from backend.models import Product, Tag
 from tests.admin.conftest import ClientFactory, page_token
-from tests.factories import make_category
+from tests.factories import make_category, make_product
 
 NUL_URLS = [
     "/admin/product/list?search=%00",
@@ -78,3 +78,49 @@ async def test_nul_in_a_relationship_field_is_refused(
     }
     response = await client.post("/admin/product/create", files={k: (None, v) for k, v in fields.items()})
     assert 400 <= response.status_code < 500, response.status_code
+
+
+async def test_nul_at_sign_in_in_a_multipart_form_is_a_bad_request(new_client: ClientFactory) -> None:
+    """The sign-in form sent as multipart (as any form may be) with NUL: a 500 on PostgreSQL before."""
+    client = await new_client(signed_in=False)
+    token = await page_token(client, "/admin/login")
+    fields = {"username": "a\x00b", "password": "whatever-password", "csrf_token": token}
+    response = await client.post("/admin/login", files={k: (None, v) for k, v in fields.items()})
+    assert response.status_code == 400
+    assert "NUL character" in response.text
+
+
+FILE_FIELDS = ["name", "price", "stock", "tags", "category", "csrf_token"]
+
+
+@pytest.mark.parametrize("field", FILE_FIELDS)
+async def test_a_file_in_a_form_field_is_a_bad_request_and_writes_nothing(
+    new_client: ClientFactory, session: AsyncSession, field: str
+) -> None:
+    """No admin form takes a file; one sent in a text, number or select field was a 500."""
+    category = await make_category(session)
+    product = await make_product(session, name="Untouched", category=category)
+    await session.commit()
+    pk = product.id
+    client = await new_client(superuser=True)
+    token = await page_token(client, "/admin/product/create")
+    fields = {
+        "sku": "FILE-1",
+        "name": "Sent",
+        "price": "1.00",
+        "stock": "1",
+        "status": "active",
+        "category": str(category.id),
+        "_version": "1",
+        "csrf_token": token,
+        "save": "Save",
+    }
+    sent = {name: (None, value) for name, value in fields.items() if name != field}
+    sent[field] = ("evil.txt", b"12", "text/plain")  # type: ignore[assignment]
+    for path in ("/admin/product/create", f"/admin/product/edit/{pk}"):
+        response = await client.post(path, files=sent)
+        assert response.status_code == 400, (path, response.status_code)
+        assert "takes no files" in response.text
+    session.expire_all()
+    assert await session.scalar(select(Product.name).where(Product.id == pk)) == "Untouched"
+    assert await session.scalar(select(func.count()).where(Product.sku == "FILE-1")) == 0

@@ -134,3 +134,16 @@ async def test_a_message_names_the_record_as_its_reader_may_see_it(
 
 def _request_as(actor: Actor) -> Request:
     return Request({"type": "http", "method": "GET", "path": "/", "headers": [], "state": {"actor": actor}})
+
+
+async def test_the_lookup_of_related_records_needs_their_view_permission(
+    new_client: ClientFactory, session: AsyncSession
+) -> None:
+    """Searching customers from the order form is viewing customers (as Django's autocomplete rules)."""
+    await _order_of_pia(session)
+    role = await make_role(session, permissions=[p for p in ORDER_CLERK if p != "customer.view"])
+    await session.commit()
+    clerk = await new_client(roles=[role.name])
+    response = await clerk.get("/admin/order/ajax/lookup?name=customer&term=Pia Priv")
+    assert response.status_code == 403
+    assert "customer.view" in response.text and "Pia" not in response.text
