@@ -22,6 +22,8 @@ from starlette.responses import Response
 
 from admin.auth import current_actor
 from admin.authorization import CUSTOM_ACTION_PREFIX, CustodianAuthorization
+from admin.errors import status_for
+from backend.errors import AppError
 from backend.values import InvalidValue, parse_id
 
 if TYPE_CHECKING:
@@ -76,7 +78,14 @@ def install_error_pages(admin: Admin) -> None:
             response.headers[name] = value
         return response
 
+    async def refused(request: Request, exc: Exception) -> Response:
+        # A service's refusal that reached the route's edge: the same page, at its status.
+        if not isinstance(exc, AppError):
+            raise TypeError(f"expected an AppError, got {type(exc).__name__}")
+        return await http_error(request, HTTPException(status_code=status_for(exc), detail=exc.message))
+
     admin.admin.add_exception_handler(HTTPException, http_error)
+    admin.admin.add_exception_handler(AppError, refused)
 
 
 def explain(admin: Admin, request: Request, exc: HTTPException) -> str:

@@ -16,11 +16,10 @@ from wtforms.validators import EqualTo, InputRequired, Length, Optional
 from admin import outcomes
 from admin.auth import current_actor
 from admin.controls import RowAction
-from admin.errors import status_for
 from admin.requests import request_uow
 from admin.views.base import ServiceModelView
 from backend.auth.passwords import MAX_PASSWORD_LENGTH
-from backend.errors import AppError, NotFound, PermissionDenied, ValidationFailed
+from backend.errors import NotFound, PermissionDenied, ValidationFailed
 from backend.models import Permission, Role, User
 from backend.services.users import UserService
 
@@ -186,8 +185,6 @@ class UserAdmin(ServiceModelView, model=User):
             except ValidationFailed as exc:
                 form.password.errors = [*form.password.errors, *exc.errors.get("password", [])]
                 context["error"] = exc.message
-            except AppError as exc:
-                raise HTTPException(status_code=status_for(exc), detail=exc.message) from exc
             else:
                 done = f"The password of {user.username} was set. Their open sessions have ended."
                 outcomes.succeeded(request, done)

@@ -14,11 +14,10 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from admin import outcomes
 from admin.auth import current_actor
-from admin.errors import status_for
 from admin.params import path_id, query_date, query_id, query_int, query_optional_int
 from admin.requests import request_uow
 from backend.db.uow import UnitOfWork
-from backend.errors import AppError, Conflict, NotFound, ValidationFailed
+from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.exports import csv_line
 from backend.models import User
 from backend.services.history import AuditFilters, AuditLog, Trash, TrashItem
@@ -85,12 +84,9 @@ class TrashView(BaseView):
         page = query_int(request, "page", default=1, minimum=1, maximum=MAX_TRASH_PAGE)
         uow = await request_uow(request)
         trash = Trash(uow)
-        try:
-            items, has_next = await trash.list(
-                model=model, deleted_by=deleted_by, days=days, page=page, page_size=PAGE_SIZE
-            )
-        except AppError as exc:
-            raise HTTPException(status_code=status_for(exc), detail=exc.message) from exc
+        items, has_next = await trash.list(
+            model=model, deleted_by=deleted_by, days=days, page=page, page_size=PAGE_SIZE
+        )
         models = trash.models()
         refused = await _unmanageable_accounts(uow, items)
         actor = current_actor(request)
@@ -128,8 +124,6 @@ class TrashView(BaseView):
             # The message comes back through the session, never the URL (a link could forge it).
             outcomes.refused(request, exc.message)
             return RedirectResponse(outcomes.back_to(request, trash_page), status_code=303)
-        except AppError as exc:
-            raise HTTPException(status_code=status_for(exc), detail=exc.message) from exc
         record = f"{table.replace('_', ' ').capitalize()} {pk}"
         if what == "restore":
             outcomes.succeeded(request, f"{record} was restored.")
@@ -234,10 +228,7 @@ class HistoryView(BaseView):
     @expose("/history/{model}/{pk}", methods=["GET"], identity="history")
     async def history(self, request: Request) -> Response:
         table, pk = request.path_params["model"], str(path_id(request))
-        try:
-            entries = await AuditLog(await request_uow(request)).history(table, pk, include_children=True)
-        except AppError as exc:
-            raise HTTPException(status_code=status_for(exc), detail=exc.message) from exc
+        entries = await AuditLog(await request_uow(request)).history(table, pk, include_children=True)
         own = [entry for entry in entries if entry.model == table]
         # A record loaded in bulk (seed, fixtures) has no entries yet: its history is empty, not missing.
         label = own[-1].object_repr if own else f"{table.replace('_', ' ')} {pk}"
