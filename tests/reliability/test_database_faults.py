@@ -21,9 +21,9 @@ from sqlalchemy import select
 
 from backend.db.session import Database
 from backend.models import Tag
-from tests.browser.conftest import _free_port
 from tests.databases import TEST_SECRET_KEY, make_settings, migrated_database
 from tests.factories import make_user
+from tests.serving import running_server
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.postgres
@@ -83,11 +83,56 @@ def _create_tag(client: httpx.Client, token: str, name: str) -> int:
     ).status_code
 
 
+def _under_load(base: str, env: dict[str, str], acknowledged: list[str], fresh_url: str) -> None:
+    """Writes before, during and after a stopped cluster; the acknowledged ones are recorded."""
+    client, token = _signed_in(base)
+    for n in range(10):
+        if _create_tag(client, token, f"before-{n}") == 302:
+            acknowledged.append(f"before-{n}")
+    assert len(acknowledged) == 10
+
+    _cluster("stop")
+    try:
+        for n in range(5):
+            started = time.monotonic()
+            status = _create_tag(client, token, f"during-{n}")
+            assert status == 503, status
+            assert time.monotonic() - started < 8
+            assert client.get("/admin/tag/list").status_code == 503
+        ready = httpx.get(f"{base}/ready", timeout=10)
+        assert ready.status_code == 503 and "Cannot reach the database" in ready.json()["reason"]
+        assert httpx.get(f"{base}/health").status_code == 200
+        started = time.monotonic()
+        check = subprocess.run(
+            [sys.executable, "manage.py", "check"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert check.returncode == 1 and "Cannot reach the database" in check.stdout
+        assert time.monotonic() - started < 15
+    finally:
+        _cluster("start")
+    asyncio.run(_wait_for_postgres(fresh_url))
+
+    # The app recovers on its own: no restart, the same signed-in session.
+    for _ in range(50):
+        if httpx.get(f"{base}/ready", timeout=5).status_code == 200:
+            break
+        time.sleep(0.2)
+    assert httpx.get(f"{base}/ready").status_code == 200
+    for n in range(5):
+        if _create_tag(client, token, f"after-{n}") == 302:
+            acknowledged.append(f"after-{n}")
+    assert len(acknowledged) == 15
+
+
 def test_postgres_stopped_and_started_under_load(fresh_url: str) -> None:
     if not Path("/etc/postgresql").is_dir():
         pytest.fail("this test needs the machine's PostgreSQL cluster (pg_ctlcluster)")
     asyncio.run(_prepare(fresh_url))
-    port = _free_port()
     env = {
         **os.environ,
         "DATABASE_URL": fresh_url,
@@ -98,67 +143,14 @@ def test_postgres_stopped_and_started_under_load(fresh_url: str) -> None:
         "PASSWORD_HASH_MEMORY_KIB": "1024",
         "PASSWORD_HASH_TIME_COST": "1",
     }
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
     acknowledged: list[str] = []
+    runserver = [sys.executable, "manage.py", "runserver", "--port"]
     try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        client, token = _signed_in(base)
-        for n in range(10):
-            if _create_tag(client, token, f"before-{n}") == 302:
-                acknowledged.append(f"before-{n}")
-        assert len(acknowledged) == 10
-
-        _cluster("stop")
-        try:
-            for n in range(5):
-                started = time.monotonic()
-                status = _create_tag(client, token, f"during-{n}")
-                assert status == 503, status
-                assert time.monotonic() - started < 8
-                assert client.get("/admin/tag/list").status_code == 503
-            ready = httpx.get(f"{base}/ready", timeout=10)
-            assert ready.status_code == 503 and "Cannot reach the database" in ready.json()["reason"]
-            assert httpx.get(f"{base}/health").status_code == 200
-            started = time.monotonic()
-            check = subprocess.run(
-                [sys.executable, "manage.py", "check"],
-                cwd=REPO,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            assert check.returncode == 1 and "Cannot reach the database" in check.stdout
-            assert time.monotonic() - started < 15
-        finally:
-            _cluster("start")
-        asyncio.run(_wait_for_postgres(fresh_url))
-
-        # The app recovers on its own: no restart, the same signed-in session.
-        for _ in range(50):
-            if httpx.get(f"{base}/ready", timeout=5).status_code == 200:
-                break
-            time.sleep(0.2)
-        assert httpx.get(f"{base}/ready").status_code == 200
-        for n in range(5):
-            if _create_tag(client, token, f"after-{n}") == 302:
-                acknowledged.append(f"after-{n}")
-        assert len(acknowledged) == 15
+        with running_server(
+            lambda port: [*runserver, str(port)], cwd=REPO, env=env, health_path="/ready"
+        ) as server:
+            _under_load(server.url, env, acknowledged, fresh_url)
     finally:
-        server.terminate()
-        server.wait(timeout=20)
         if subprocess.run(["pg_lsclusters"], capture_output=True, text=True).stdout.count("online") == 0:
             _cluster("start")
 
