@@ -149,7 +149,7 @@ class ServiceWrites(ModelView):
         names = self._input_names(data, creating=True)[1]
         try:
             service = await self.service_in(request)
-            obj = await service.create(self.create_input(data))
+            obj = await service.create(service.parse_create(self.create_input(data)))
             await self.on_model_change(data, obj, True, request)
             await (await request_uow(request)).commit()
         except Exception as exc:
@@ -179,9 +179,9 @@ class ServiceWrites(ModelView):
             if expected is None and hasattr(self.model, "version"):
                 raise missing_version(self.name.lower())
             service = await self.service_in(request)
-            obj = await service.update(
-                id_or_404(str(pk)), self.update_input(changed), expected_version=expected
-            )
+            await service.check_version(obj, expected)  # a stale form hears that before any field problem
+            payload = service.parse_update(self.update_input(changed))
+            obj = await service.update(id_or_404(str(pk)), payload, expected_version=expected)
             await self.on_model_change(data, obj, False, request)
             await (await request_uow(request)).commit()
         except Exception as exc:

@@ -112,7 +112,7 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
     async def create(self, data: CreateT | Mapping[str, Any]) -> ModelT:
         """Validate and insert a record (needs `.add`)."""
         self.require("add")
-        payload = validate(self._create_schema(), data)
+        payload = self.parse_create(data)
         async with self.writing() as write:
             obj = write.obj = await self.build(payload)
             self.repo.stage(obj)
@@ -132,12 +132,28 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
         """
         self.require("change")
         obj = await self._get_live(id_)
-        if expected_version is not None and getattr(obj, "version", expected_version) != expected_version:
-            raise await self._stale(obj)
-        payload = validate(self._update_schema(), data)
+        await self.check_version(obj, expected_version)
+        payload = self.parse_update(data)
         async with self.writing(obj):
             await self.apply(obj, payload)
         return obj
+
+    def parse_create(self, data: CreateT | Mapping[str, Any]) -> CreateT:
+        """`data` as the typed create input; `ValidationFailed` with one entry per field."""
+        return validate(self._create_schema(), data)
+
+    def parse_update(self, data: UpdateT | Mapping[str, Any]) -> UpdateT:
+        """`data` as the typed update input; `ValidationFailed` with one entry per field."""
+        return validate(self._update_schema(), data)
+
+    async def check_version(self, obj: ModelT, expected_version: int | None) -> None:
+        """`Conflict` naming who changed `obj` when it is no longer at `expected_version` (None: no check).
+
+        A caller that parses its input itself asks this first, as `update` does:
+        a form opened at an old version hears that before any field problem.
+        """
+        if expected_version is not None and getattr(obj, "version", expected_version) != expected_version:
+            raise await self._stale(obj)
 
     async def delete(self, id_: object) -> ModelT:
         """Soft-delete the record (needs `.delete`): the row stays, marked deleted."""

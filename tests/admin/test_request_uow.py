@@ -160,3 +160,22 @@ async def test_a_refusal_inside_the_services_savepoint_shows_the_form_with_the_e
     assert response.status_code == 400, response.text
     assert "A category cannot be inside itself." in response.text
     assert 'value="Loop"' in response.text
+
+
+async def test_a_stale_form_is_refused_as_stale_before_its_field_problems(
+    counted: tuple[httpx.AsyncClient, CountingSessions, list[str]], session: AsyncSession
+) -> None:
+    """The admin parses the input itself (typed), but asks the service's version rule first."""
+    client, _counter, _statements = counted
+    pk, path, stale = await _product_edit_form(client, session, name="Before")
+    fresh = as_post_data(submitted_form((await client.get(path)).text, BASE + path))
+    fresh["name"] = ["Saved first"]
+    assert (await client.post(path, data=fresh)).status_code == 302
+    stale["sku"] = ["bad sku!"]  # also a problem only the service's schema finds (the SKU pattern)
+
+    response = await client.post(path, data=stale)
+
+    assert response.status_code == 409, response.text
+    assert "since you opened it" in response.text
+    session.expire_all()
+    assert (await session.scalar(select(Product.name).where(Product.id == pk))) == "Saved first"
