@@ -5,17 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-# Words people read in capitals.
-ACRONYMS = {"id": "ID", "sku": "SKU", "url": "URL", "ip": "IP", "pii": "PII", "csv": "CSV"}
-
-
-def readable_label(name: str) -> str:
-    """`placed_at` -> "Placed at", `is_active` -> "Active", `category_id` -> "Category ID"."""
-    words = [word for word in name.split("_") if word]
-    if len(words) > 1 and words[0] == "is":
-        words = words[1:]
-    text = " ".join(ACRONYMS.get(word, word) for word in words) or name
-    return text[:1].upper() + text[1:]
+from backend.labels import readable_label
 
 
 def default_labels(names: Iterable[str], declared: Mapping[Any, str]) -> dict[Any, str]:

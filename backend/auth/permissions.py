@@ -1,7 +1,7 @@
 """Permission codenames, generated from the models, and the built-in roles' policies.
 
 Every model the admin shows gets `<table>.view`, `.add`, `.change`, `.delete`,
-`.restore`, `.purge` and `.export`, plus the extra actions of its policy
+`.restore`, `.purge`, `.export` and `.import`, plus the extra actions of its policy
 (`Policy(permissions=("publish",))` -> `article.publish`; declaring `pii`
 adds `view_pii`). A model opts out with `Policy(admin=False)`. The policy's
 `group` says which built-in roles get what by default: "catalog", "business"
@@ -17,7 +17,7 @@ from backend.db.base import Base
 from backend.db.policy import policy_of
 from backend.models import mapped_models
 
-MODEL_ACTIONS = ("view", "add", "change", "delete", "restore", "purge", "export")
+MODEL_ACTIONS = ("view", "add", "change", "delete", "restore", "purge", "export", "import")
 GLOBAL_PERMISSIONS = {
     "audit.view": "View the audit log",
     "trash.view": "View deleted records (the trash)",
@@ -87,7 +87,7 @@ def default_roles_for(spec: PermissionSpec) -> set[str]:
         roles.add("manager")
     if business and spec.action == "view":
         roles.update({"editor", "viewer"})
-    if spec.group == CATALOG and spec.action in {"add", "change"}:
+    if spec.group == CATALOG and spec.action in {"add", "change", "import"}:
         roles.add("editor")
     if viewing or spec.action == "export":
         roles.add("auditor")

@@ -29,6 +29,7 @@ from backend.models import AuditEntry, AuthSession, LoginAttempt
 # Set by the unit of work in `session.info`: who the entries name, and whether to write them.
 ACTOR_KEY = "custodian.actor"
 AUDIT_ENABLED_KEY = "custodian.audit"
+IMPORT_ID_KEY = "custodian.import_id"  # set while an import writes: its entries carry the import's id
 
 REDACTED = "[redacted]"
 NOT_AUDITED = (AuditEntry, AuthSession, LoginAttempt)
@@ -50,21 +51,26 @@ def event_entry(
     object_id: object = "",
     object_repr: str = "",
     changes: dict[str, Any] | None = None,
+    import_id: str | None = None,
 ) -> AuditEntry:
-    """An entry for something that is not a row change: a sign-in, a failed sign-in, a sign-out."""
-    return AuditEntry(**_entry_values(actor, action, model, object_id, object_repr, changes or {}))
+    """An entry for something that is not a row change: a sign-in, a failed sign-in, an import."""
+    values = _entry_values(actor, action, model, object_id, object_repr, changes or {})
+    return AuditEntry(**values, import_id=import_id)
 
 
 def _after_flush(session: Session, _context: UOWTransaction) -> None:
     actor = session.info.get(ACTOR_KEY)
     if not isinstance(actor, Actor) or not session.info.get(AUDIT_ENABLED_KEY, True):
         return
+    import_id = session.info.get(IMPORT_ID_KEY)
     rows = [
         *(_entry(actor, "create", obj, _created(obj)) for obj in _audited(session.new)),
         *filter(None, (_update_entry(actor, obj) for obj in _audited(session.dirty))),
         *(_entry(actor, "purge", obj, _purged(obj)) for obj in _audited(session.deleted)),
     ]
     if rows:
+        for row in rows:
+            row["import_id"] = import_id
         session.connection().execute(insert(AuditEntry.__table__), rows)  # type: ignore[arg-type]  # mapped Table
 
 

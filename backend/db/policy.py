@@ -40,6 +40,9 @@ class Policy:
     - `history_children`: child table -> its key to this model; the record's
       history weaves in the children's entries (an order's items).
     - `admin`: False for a model with no admin view of its own (audit, sessions).
+    - `natural_key`: a unique column people know a record by (a SKU, an email,
+      a slug): imports match rows on it, files name related records by it,
+      fixtures carry it. Without one, records are matched by id.
     """
 
     group: str = "business"
@@ -49,6 +52,7 @@ class Policy:
     # Excluded from the hash: a mapping is not hashable, and the other fields identify the policy.
     history_children: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     admin: bool = True
+    natural_key: str | None = None
 
     def __init__(
         self,
@@ -59,6 +63,7 @@ class Policy:
         secret: Iterable[str] = (),
         history_children: Mapping[str, str] | None = None,
         admin: bool = True,
+        natural_key: str | None = None,
     ) -> None:
         if group not in GROUPS:
             raise ValueError(f"Policy group must be one of {', '.join(GROUPS)}, not {group!r}.")
@@ -80,6 +85,9 @@ class Policy:
         object.__setattr__(self, "secret", secret_fields)
         object.__setattr__(self, "history_children", MappingProxyType(dict(history_children or {})))
         object.__setattr__(self, "admin", bool(admin))
+        if natural_key is not None and not _ACTION.fullmatch(natural_key):
+            raise ValueError(f"A natural key names one column: {natural_key!r}.")
+        object.__setattr__(self, "natural_key", natural_key)
 
     @property
     def sensitive(self) -> frozenset[str]:

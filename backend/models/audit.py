@@ -33,6 +33,8 @@ class AuditEntry(IdMixin, Base):
     object_repr: Mapped[str] = mapped_column(String(200), default="", server_default="")
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     client_address: Mapped[str | None] = mapped_column(String(64))
+    # The import that wrote the change (one id per confirmed file), so an auditor can list them all.
+    import_id: Mapped[str | None] = mapped_column(String(36), index=True)
 
     __table_args__ = (
         Index("ix_audit_entry_model_object_id_id", "model", "object_id", "id"),

@@ -31,7 +31,7 @@ product_tag = Table(
 class Category(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
     """A product category; categories nest through `parent`."""
 
-    policy = Policy(group="catalog")
+    policy = Policy(group="catalog", natural_key="slug")
 
     name: Mapped[str] = mapped_column(String(120))
     slug: Mapped[str] = mapped_column(String(140))
@@ -51,7 +51,7 @@ class Category(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
 
 
 class Tag(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
-    policy = Policy(group="catalog")
+    policy = Policy(group="catalog", natural_key="name")
 
     name: Mapped[str] = mapped_column(String(60))
 
@@ -64,7 +64,7 @@ class Tag(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
 class Product(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
     """Something the store sells. Prices are positive; stock never goes negative."""
 
-    policy = Policy(group="catalog")
+    policy = Policy(group="catalog", natural_key="sku")
 
     sku: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))

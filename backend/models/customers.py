@@ -13,7 +13,7 @@ from backend.db.policy import Policy
 
 class Customer(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
     # Personal data: shown only with `customer.view_pii` (declaring it creates that permission).
-    policy = Policy(pii={"email", "phone", "address"})
+    policy = Policy(pii={"email", "phone", "address"}, natural_key="email")
 
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(254))

@@ -11,7 +11,7 @@ from backend.db.policy import Policy, policy_of
 from backend.models import AuditEntry, Customer, Order, Product, User
 from backend.services import masking
 
-MODEL_ACTIONS = ("view", "add", "change", "delete", "restore", "purge", "export")
+MODEL_ACTIONS = ("view", "add", "change", "delete", "restore", "purge", "export", "import")
 # The codenames before policies replaced the dunders: migrations and roles refer to them.
 GROUPS = {
     "category": "catalog",

@@ -22,7 +22,7 @@ async def _role_codes(session: AsyncSession, name: str) -> set[str]:
 async def test_every_model_gets_its_permissions(session: AsyncSession) -> None:
     codes = set((await session.execute(select(Permission.codename))).scalars())
     for table in ("user", "role"):
-        for action in ("view", "add", "change", "delete", "restore", "purge", "export"):
+        for action in ("view", "add", "change", "delete", "restore", "purge", "export", "import"):
             assert f"{table}.{action}" in codes
     assert {"audit.view", "trash.view"} <= codes
     assert "permission.view" not in codes and "auth_session.view" not in codes  # admin-less models
