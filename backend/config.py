@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(default=20, ge=1, le=10000)
     login_throttle_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
 
+    # Imports: what one uploaded or given file may hold; larger files are refused before any row is read.
+    import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, le=2 * 1024**3)
+    import_max_rows: int = Field(default=200_000, ge=1, le=10_000_000)
+    import_max_cell_chars: int = Field(default=65_536, ge=64, le=10_000_000)
+    # On PostgreSQL, an import or export of more rows than this runs as a job (`manage.py worker`).
+    job_threshold_rows: int = Field(default=20_000, ge=0, le=10_000_000)
+
     log_level: str = "INFO"
     # Adds an X-SQL-Statements header to every response (used by bench/).
     debug_sql_header: bool = False
