@@ -116,11 +116,32 @@ class Repository(Generic[ModelT]):
     async def get_many(
         self, ids: Collection[object], *, include_deleted: bool = False, options: Sequence[ORMOption] = ()
     ) -> builtins.list[ModelT]:
-        """The rows among `ids` (in id order); missing ones are simply absent."""
+        """The rows among `ids` (in id order); missing ones are simply absent.
+
+        When this session already holds every one of them (an import loads a
+        batch's related records first), they are returned without a query.
+        """
         if not ids:
             return []
+        if not options:
+            held = self._held(ids, include_deleted=include_deleted)
+            if held is not None:
+                return held
         where = [self._column("id").in_([*ids])]
         return await self.list(where=where, include_deleted=include_deleted, options=options)
+
+    def _held(self, ids: Collection[object], *, include_deleted: bool) -> builtins.list[ModelT] | None:
+        """The rows `ids` from the identity map, fully loaded, or None when any one is not there."""
+        identity_map = self.session.sync_session.identity_map
+        rows = []
+        for id_ in sorted(set(ids), key=str):
+            obj = identity_map.get(self.session.sync_session.identity_key(self.model, id_))
+            if obj is None or inspect(obj).expired_attributes:
+                return None
+            if not include_deleted and self.soft_deletable and getattr(obj, "deleted_at", None) is not None:
+                continue
+            rows.append(obj)
+        return sorted(rows, key=lambda row: row.id)  # type: ignore[attr-defined]  # IdMixin
 
     async def get_by(
         self, *, include_deleted: bool = False, options: Sequence[ORMOption] = (), **filters: object

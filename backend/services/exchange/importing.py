@@ -1,0 +1,583 @@
+"""Import a file into any model through its service: a preview that writes nothing, then a confirm.
+
+Every row goes through the model's service exactly as a form does: its input
+schema (`parse_create` / `parse_update`), its rules (`build` / `apply`), its
+permission checks and its database constraints. Rows are matched to records
+by id or by the model's natural key (`Policy(natural_key=...)`); cells that
+name related records take their natural key or id (backend/services/exchange/fields.py).
+
+Speed comes from batches, not from skipping rules: the records a file
+refers to are loaded a batch at a time (so the rules find them without a
+query each), and a batch of rows is flushed at once, in a savepoint. Only
+when something in a batch fails is it replayed row by row, each row in its
+own savepoint, to say which rows failed and why.
+
+The preview runs the same writes and rolls them back. The confirm writes in
+the caller's transaction: all or nothing, or every row that can be written
+when `skip_errors` is set; each audit entry carries the import's id, and one
+entry of action "import" says who imported which file (by name and SHA-256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect as pyinspect
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+from typing import Any, Literal
+
+from sqlalchemy import String, inspect, or_
+from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.exc import StaleDataError
+
+from backend.db.audit import AUDIT_ENABLED_KEY, IMPORT_ID_KEY, event_entry
+from backend.db.uow import UnitOfWork
+from backend.errors import AppError, Conflict, PermissionDenied, ValidationFailed
+from backend.repositories.base import IntegrityViolation
+from backend.services import masking
+from backend.services.base import CrudService
+from backend.services.exchange.fields import (
+    LIST_SEPARATOR,
+    ExchangeField,
+    exchange_fields,
+    header_key,
+    natural_key,
+    read_only_headers,
+)
+from backend.services.exchange.reading import Cell, Table
+from backend.services.registry import service_for
+from backend.values import is_id_text
+
+RowStatus = Literal["new", "changed", "unchanged", "error"]
+Progress = Callable[[int, int], Awaitable[None] | None]
+BATCH = 500
+LOOKUP_CHUNK = 1000  # keys per IN (...) query: well under every database's parameter limit
+MAX_LISTED_ROWS = 10  # rows named in a file-level message (duplicate keys)
+
+
+class FileRefused(ValidationFailed):
+    """The file as a whole cannot be imported (two rows with one key, two columns for one field)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__({"file": [message]}, message)
+
+
+@dataclass
+class RowOutcome:
+    number: int  # the row as a person counts it in the file
+    status: RowStatus
+    key: str  # what the row is matched by, as written in the file ("" for a new row without one)
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # field label -> (before, after)
+    errors: dict[str, list[str]] = field(default_factory=dict)  # field label (or "row") -> messages
+    record_id: int | None = None  # the record written or matched (a new one's id once it is flushed)
+
+
+@dataclass
+class ImportReport:
+    model: str
+    file_name: str
+    file_hash: str
+    match_by: str  # the field rows are matched on: "id" or the natural key
+    rows: list[RowOutcome]
+    unknown_headers: list[str]
+    ignored_headers: list[str]  # known, but not imported (read-only, or a field this actor may not see)
+    notes: list[str]
+    import_id: str | None = None
+    written: bool = False
+
+    @property
+    def totals(self) -> dict[str, int]:
+        counts = dict.fromkeys(("new", "changed", "unchanged", "error"), 0)
+        for row in self.rows:
+            counts[row.status] += 1
+        return counts
+
+    @property
+    def error_rows(self) -> list[RowOutcome]:
+        return [row for row in self.rows if row.status == "error"]
+
+
+def file_hash(data: bytes) -> str:
+    """The SHA-256 of a file, which a confirm compares with its preview's."""
+    return hashlib.sha256(data).hexdigest()
+
+
+async def preview_import(
+    uow: UnitOfWork,
+    model: type[Any],
+    table: Table,
+    *,
+    key: str | None = None,
+    file_name: str = "",
+    file_hash: str = "",
+    progress: Progress | None = None,
+) -> ImportReport:
+    """What importing `table` would do, row by row; nothing is written (needs `<table>.import`)."""
+    run = _ImportRun(uow, model, table, key=key, file_name=file_name, file_hash=file_hash, progress=progress)
+    audit_was = uow.session.info.get(AUDIT_ENABLED_KEY, True)
+    uow.session.info[AUDIT_ENABLED_KEY] = False  # rolled back anyway: no entries to write
+    try:
+        async with uow.session.begin_nested() as everything:
+            await run.execute()
+            await everything.rollback()
+    finally:
+        uow.session.info[AUDIT_ENABLED_KEY] = audit_was
+    return run.report
+
+
+async def confirm_import(
+    uow: UnitOfWork,
+    model: type[Any],
+    table: Table,
+    *,
+    file_name: str,
+    file_hash: str,
+    key: str | None = None,
+    skip_errors: bool = False,
+    expected_hash: str | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import `table` in the unit of work's transaction (the caller commits; needs `<table>.import`).
+
+    All or nothing: when a row has an error, nothing is written (`report.written`
+    is False) unless `skip_errors`, which writes every other row. `expected_hash`
+    is the hash the preview saw: a different file is refused with `Conflict`.
+    """
+    if expected_hash is not None and expected_hash != file_hash:
+        raise Conflict(
+            "The file is not the one that was previewed (its contents changed). "
+            "Nothing was imported; preview it again."
+        )
+    run = _ImportRun(uow, model, table, key=key, file_name=file_name, file_hash=file_hash, progress=progress)
+    report = run.report
+    report.import_id = str(uuid.uuid4())
+    uow.session.info[IMPORT_ID_KEY] = report.import_id
+    try:
+        async with uow.session.begin_nested() as everything:
+            await run.execute()
+            if report.error_rows and not skip_errors:
+                await everything.rollback()
+                return report
+    finally:
+        uow.session.info.pop(IMPORT_ID_KEY, None)
+    totals = report.totals
+    uow.session.add(
+        event_entry(
+            uow.actor,
+            action="import",
+            model=run.service.table,
+            object_repr=file_name,
+            changes={
+                "file": file_name,
+                "sha256": file_hash,
+                "new": totals["new"],
+                "changed": totals["changed"],
+                "unchanged": totals["unchanged"],
+                "skipped_errors": totals["error"],
+            },
+            import_id=report.import_id,
+        )
+    )
+    await uow.session.flush()
+    report.written = True
+    return report
+
+
+@dataclass
+class _Row:
+    number: int
+    key: str
+    values: dict[str, Any]  # input field name -> parsed cell (references resolved to ids)
+    cells: dict[str, Any] = field(default_factory=dict)  # input field name -> the cell as the file has it
+    existing: Any = None
+    written: Any = None  # the record this row creates or changes, once staged
+    outcome: RowOutcome | None = None
+
+    def settle(self) -> None:
+        """Note the id of the record the row wrote, now that it is flushed."""
+        record = self.written if self.written is not None else self.existing
+        if self.outcome is not None and self.outcome.status != "error" and record is not None:
+            self.outcome.record_id = record.id
+
+
+class _ImportRun:
+    """One pass over a file: map the headers, resolve keys and references, write in batches."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        model: type[Any],
+        table: Table,
+        *,
+        key: str | None,
+        file_name: str,
+        file_hash: str,
+        progress: Progress | None,
+    ) -> None:
+        self.uow = uow
+        self.model = model
+        self.table = table
+        self.progress = progress
+        self.service: CrudService[Any, Any, Any] = service_for(model)(uow)
+        self.service.require("import")
+        self.columns, unknown, ignored = self._map_headers()
+        self.match_by = self._match_field(key)
+        self.report = ImportReport(
+            model=self.service.table,
+            file_name=file_name,
+            file_hash=file_hash,
+            match_by=self.match_by,
+            rows=[],
+            unknown_headers=unknown,
+            ignored_headers=ignored,
+            notes=list(table.notes),
+        )
+        self._labels = {item.name: item.label for item in exchange_fields(model)}
+        # reference field -> related id -> the name files use for it (for the preview's before/after)
+        self._related_names: dict[str, dict[int, str]] = {}
+
+    # Headers and keys -------------------------------------------------------------
+
+    def _map_headers(self) -> tuple[dict[int, ExchangeField], list[str], list[str]]:
+        by_key = {key: item for item in exchange_fields(self.model) for key in item.header_keys}
+        read_only = read_only_headers(self.model)
+        hidden = {
+            name
+            for name in masking.sensitive_fields(self.service.table)
+            if not masking.can_see(self.service.actor, self.service.table, name)
+        }
+        columns: dict[int, ExchangeField] = {}
+        seen: dict[str, str] = {}
+        unknown: list[str] = []
+        ignored: list[str] = []
+        for index, header in enumerate(self.table.headers):
+            item = by_key.get(header_key(header))
+            if item is None:
+                (ignored if header_key(header) in read_only else unknown).append(header)
+                continue
+            if item.name in seen:
+                raise FileRefused(f'The columns "{seen[item.name]}" and "{header}" both give {item.label}.')
+            seen[item.name] = header
+            if item.name in hidden:
+                ignored.append(header)  # personal data this actor may not see is not theirs to set either
+                continue
+            columns[index] = item
+        return columns, unknown, ignored
+
+    def _match_field(self, key: str | None) -> str:
+        """The field rows are matched on: the one asked for, else the natural key when given, else id."""
+        given = {item.name for item in self.columns.values()}
+        candidates = {"id", natural_key(self.model)}
+        if key is not None:
+            chosen = next((name for name in candidates if header_key(name) == header_key(key)), None)
+            if chosen is None:
+                allowed = " or ".join(sorted(candidates))
+                raise FileRefused(f"Rows can be matched by {allowed}, not by {key}.")
+            if chosen not in given:
+                raise FileRefused(f"The file has no {self._label(chosen)} column to match rows by.")
+            return chosen
+        natural = natural_key(self.model)
+        return natural if natural in given else "id"
+
+    def _label(self, name: str) -> str:
+        return next((item.label for item in exchange_fields(self.model) if item.name == name), name)
+
+    # The run ---------------------------------------------------------------------
+
+    async def execute(self) -> None:
+        rows = [self._parse(number, cells) for number, cells in self.table.rows]
+        self._refuse_duplicate_keys(rows)
+        total = len(rows)
+        done = 0
+        for start in range(0, total, BATCH):
+            batch = rows[start : start + BATCH]
+            await self._prepare(batch)
+            await self._write(batch)
+            done += len(batch)
+            self.report.rows.extend(row.outcome for row in batch if row.outcome is not None)
+            if self.progress is not None:
+                result = self.progress(done, total)
+                if pyinspect.isawaitable(result):
+                    await result
+
+    def _parse(self, number: int, cells: Sequence[Cell]) -> _Row:
+        values: dict[str, Any] = {}
+        for index, item in self.columns.items():
+            cell = cells[index] if index < len(cells) else None
+            values[item.name] = _split(cell) if item.kind == "references" else cell
+        key_value = values.pop(self.match_by, None) if self.match_by == "id" else values.get(self.match_by)
+        if self.match_by != "id":
+            values.pop("id", None)  # matched by the natural key: an id column is only informative
+        return _Row(number, str(key_value or ""), values, cells=dict(values))
+
+    def _refuse_duplicate_keys(self, rows: Sequence[_Row]) -> None:
+        first: dict[str, int] = {}
+        clashes: list[str] = []
+        for row in rows:
+            if not row.key:
+                continue
+            folded = row.key.casefold() if self.match_by != "id" else row.key
+            if folded in first:
+                clashes.append(f"rows {first[folded]} and {row.number} ({row.key})")
+            else:
+                first[folded] = row.number
+        if clashes:
+            listed = "; ".join(clashes[:MAX_LISTED_ROWS])
+            more = f" and {len(clashes) - MAX_LISTED_ROWS} more" if len(clashes) > MAX_LISTED_ROWS else ""
+            label = self._label(self.match_by)
+            raise FileRefused(f"Each {label} may appear once in a file, but it repeats: {listed}{more}.")
+
+    async def _prepare(self, batch: Sequence[_Row]) -> None:
+        """Find the records the batch's rows update, and resolve the related records its cells name."""
+        await self._load_existing(batch)
+        for item in self.columns.values():
+            if item.kind in ("reference", "references") and item.target is not None:
+                await self._resolve(batch, item)
+
+    async def _load_existing(self, batch: Sequence[_Row]) -> None:
+        keyed = [row for row in batch if row.key]
+        if not keyed:
+            return
+        column = getattr(self.model, self.match_by)
+        many = [item.relationship for item in self.columns.values() if item.kind == "references"]
+        found: dict[str, Any] = {}
+        for chunk in _chunks(keyed, LOOKUP_CHUNK):
+            if self.match_by == "id":
+                wanted: list[Any] = [int(row.key) for row in chunk if is_id_text(row.key)]
+            else:
+                wanted = [row.key for row in chunk]
+            if not wanted:
+                continue
+            stmt = (
+                self.service.repo.select()
+                .where(column.in_(wanted))
+                .options(*(selectinload(getattr(self.model, name)) for name in many if name))
+                .execution_options(populate_existing=True)
+            )
+            for obj in (await self.uow.session.execute(stmt)).scalars():
+                found[str(getattr(obj, self.match_by))] = obj
+        for row in keyed:
+            row.existing = found.get(row.key)
+            if row.existing is None and self.match_by == "id":
+                row.outcome = RowOutcome(
+                    row.number, "error", row.key, errors={"ID": [_no_record(self, row.key)]}
+                )
+
+    async def _resolve(self, batch: Sequence[_Row], item: ExchangeField) -> None:
+        """Turn the cells naming related records into their ids; a name nothing matches is a row error."""
+        target = item.target
+        if target is None:
+            return
+        names: set[str] = set()
+        for row in batch:
+            cell = row.values.get(item.name)
+            names.update(cell if isinstance(cell, list) else [cell] if cell else [])
+            if row.existing is not None:  # what it refers to now, to show before and after by name
+                current = self._current(row.existing, item.name)
+                names.update(str(id_) for id_ in (current if isinstance(current, list) else [current]) if id_)
+        if not names:
+            return
+        repo = self.uow.repo(target)
+        by_name: dict[str, Any] = {}
+        for chunk in _chunks(sorted(names), LOOKUP_CHUNK):
+            conditions = []
+            if item.target_key != "id":
+                conditions.append(getattr(target, item.target_key).in_(chunk))
+            ids = [int(name) for name in chunk if is_id_text(name)]
+            if ids:
+                conditions.append(target.id.in_(ids))
+            if not conditions:
+                continue
+            for obj in (await self.uow.session.execute(repo.select().where(or_(*conditions)))).scalars():
+                if item.target_key != "id":
+                    by_name.setdefault(str(getattr(obj, item.target_key)), obj)
+                by_name.setdefault(str(obj.id), obj)
+        shown = self._related_names.setdefault(item.name, {})
+        for obj in by_name.values():
+            shown[obj.id] = str(getattr(obj, item.target_key))
+        noun = str(target.__tablename__).replace("_", " ")
+        for row in batch:
+            if row.outcome is not None or item.name not in row.values:
+                continue
+            cell = row.values[item.name]
+            wanted = cell if isinstance(cell, list) else [cell] if cell else []
+            missing = [name for name in wanted if name not in by_name]
+            if missing:
+                which = ", ".join(missing)
+                row.outcome = RowOutcome(
+                    row.number, "error", row.key, errors={item.label: [f"No {noun} named {which}."]}
+                )
+                continue
+            ids = [by_name[name].id for name in wanted]
+            row.values[item.name] = ids if item.kind == "references" else (ids[0] if ids else None)
+
+    async def _write(self, batch: Sequence[_Row]) -> None:
+        """Apply the batch in one savepoint; if anything in it fails, replay it a row at a time."""
+        pending = [row for row in batch if row.outcome is None]
+        if not pending:
+            return
+        try:
+            async with self.service.repo.savepoint():
+                for row in pending:
+                    await self._apply(row)
+                    if row.outcome is not None and row.outcome.status == "error":
+                        raise _BatchFailed
+        except (_BatchFailed, IntegrityViolation, StaleDataError, AppError):
+            await self._replay(pending)
+            return
+        for row in pending:
+            row.settle()
+
+    async def _replay(self, rows: Sequence[_Row]) -> None:
+        await self._load_existing(rows)  # the failed savepoint expired what it had changed
+        for row in rows:
+            row.outcome = row.written = None
+            try:
+                async with self.service.writing(row.existing):
+                    await self._apply(row)
+                    if row.outcome is not None and row.outcome.status == "error":
+                        raise _RowFailed
+                row.settle()
+            except _RowFailed:
+                continue
+            except ValidationFailed as exc:
+                row.outcome = self._error(row, exc.errors or {"row": [exc.message]})
+            except (Conflict, PermissionDenied) as exc:
+                where = getattr(exc, "field", None)
+                row.outcome = self._error(row, {self._labels.get(where or "", "row"): [exc.message]})
+
+    async def _apply(self, row: _Row) -> None:
+        """Validate `row` through the service and stage its write (inside the caller's savepoint)."""
+        try:
+            if row.existing is None:
+                self.service.require("add")
+                data = {name: value for name, value in row.values.items() if value is not None}
+                payload = self.service.parse_create(_fill_blanks(self.model, data, creating=True))
+                obj = row.written = await self.service.build(payload)
+                self.service.repo.stage(obj)
+                row.outcome = RowOutcome(row.number, "new", row.key)
+                return
+            changed = self._changed_fields(row)
+            if not changed:
+                row.outcome = RowOutcome(row.number, "unchanged", row.key)
+                return
+            self.service.require("change")
+            data = _fill_blanks(self.model, {name: row.values[name] for name in changed}, creating=False)
+            payload = self.service.parse_update(data)
+            before = {name: self._shown_current(row.existing, name) for name in changed}
+            await self.service.apply(row.existing, payload)
+            row.written = row.existing
+            row.outcome = RowOutcome(
+                row.number,
+                "changed",
+                row.key,
+                changes={
+                    self._labels.get(name, name): (before[name], _shown(row.cells[name])) for name in changed
+                },
+            )
+        except ValidationFailed as exc:
+            row.outcome = self._error(row, exc.errors or {"row": [exc.message]})
+        except PermissionDenied as exc:
+            row.outcome = self._error(row, {"row": [exc.message]})
+
+    def _changed_fields(self, row: _Row) -> list[str]:
+        return [
+            name
+            for name, value in row.values.items()
+            if name != "id" and not _same(self._current(row.existing, name), value)
+        ]
+
+    def _current(self, obj: Any, name: str) -> Any:
+        item = next((item for item in self.columns.values() if item.name == name), None)
+        if item is not None and item.kind == "references":
+            return sorted(related.id for related in getattr(obj, item.attribute))
+        return getattr(obj, name, None)
+
+    def _shown_current(self, obj: Any, name: str) -> Any:
+        """What the record holds, as a file would write it: related records by the name files use."""
+        current = self._current(obj, name)
+        names = self._related_names.get(name)
+        if names is None:
+            return _shown(current)
+        ids = current if isinstance(current, list) else [] if current is None else [current]
+        return ", ".join(names.get(id_, str(id_)) for id_ in ids) or None
+
+    def _error(self, row: _Row, errors: dict[str, list[str]]) -> RowOutcome:
+        labelled = {
+            self._labels.get(name, "row" if name == "__all__" else name): messages
+            for name, messages in errors.items()
+        }
+        return RowOutcome(row.number, "error", row.key, errors=labelled)
+
+
+class _BatchFailed(Exception):
+    """A row of the batch has an error: leave the batch's savepoint and replay it row by row."""
+
+
+class _RowFailed(Exception):
+    """The row has an error: leave its savepoint."""
+
+
+def _no_record(run: _ImportRun, key: str) -> str:
+    return (
+        f"There is no {run.service.noun} with the ID {key}."
+        if is_id_text(key)
+        else "An ID is a whole number."
+    )
+
+
+def _split(cell: Cell) -> list[str]:
+    """The related records one cell names: a JSON list, or text joined by ", "."""
+    if cell is None:
+        return []
+    parts = cell if isinstance(cell, list) else cell.split(LIST_SEPARATOR.strip())
+    return [part.strip() for part in parts if part and part.strip()]
+
+
+def _fill_blanks(model: type[Any], data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    """An empty cell in a text column that cannot be NULL is the empty text, as a form sends it."""
+    if creating:
+        return data
+    columns: Any = inspect(model).columns
+    filled = dict(data)
+    for name, value in data.items():
+        column = columns.get(name)
+        if value is None and column is not None and not column.nullable and isinstance(column.type, String):
+            filled[name] = ""
+    return filled
+
+
+def _same(current: Any, given: Any) -> bool:
+    """Whether a cell says what the record already holds (text compared as the schema would parse it)."""
+    if isinstance(given, list):
+        return sorted(given) == current if isinstance(current, list) else False
+    if given is None or given == "":
+        return current is None or current == ""
+    if isinstance(current, Enum):
+        return str(current.value) == str(given)
+    if isinstance(current, bool):
+        return str(given).strip().casefold() in (("true", "1", "yes") if current else ("false", "0", "no"))
+    if isinstance(current, Decimal | int) and not isinstance(current, bool):
+        try:
+            return Decimal(str(given).strip()) == current
+        except ArithmeticError:
+            return False
+    if hasattr(current, "isoformat"):
+        return str(current.isoformat()) == str(given).strip()
+    return str(current) == str(given).strip()
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list):
+        return ", ".join(str(part) for part in value)
+    return None if value is None else str(value)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
