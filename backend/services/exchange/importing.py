@@ -238,6 +238,9 @@ class _ImportRun:
         self._labels = {item.name: item.label for item in exchange_fields(model)}
         # reference field -> related id -> the name files use for it (for the preview's before/after)
         self._related_names: dict[str, dict[int, str]] = {}
+        # The related records the current batch names, held so the session's (weak) identity map keeps
+        # them: the service's rules then find them without a query per row.
+        self._related: list[Any] = []
 
     # Headers and keys -------------------------------------------------------------
 
@@ -333,6 +336,7 @@ class _ImportRun:
     async def _prepare(self, batch: Sequence[_Row]) -> None:
         """Find the records the batch's rows update, and resolve the related records its cells name."""
         await self._load_existing(batch)
+        self._related = []
         for item in self.columns.values():
             if item.kind in ("reference", "references") and item.target is not None:
                 await self._resolve(batch, item)
@@ -395,6 +399,7 @@ class _ImportRun:
                 if item.target_key != "id":
                     by_name.setdefault(str(getattr(obj, item.target_key)), obj)
                 by_name.setdefault(str(obj.id), obj)
+        self._related.extend(by_name.values())
         shown = self._related_names.setdefault(item.name, {})
         for obj in by_name.values():
             shown[obj.id] = str(getattr(obj, item.target_key))
