@@ -44,13 +44,28 @@ def spreadsheet_safe(value: Any) -> Any:
     start a formula (`=`, `+`, `-`, `@`, their fullwidth and other lookalike
     forms, also behind invisible characters, or a leading tab or carriage
     return) is prefixed with a quote, which spreadsheets take as "this is text".
+    Text that starts with a quote itself gets one too, so that an import can
+    tell the two apart and give back the text exactly (`restore_text`).
     """
     if value is None:
         return ""
     if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
         return value
     text = str(value)
-    return "'" + text if starts_formula(text) else text
+    return "'" + text if _needs_quote(text) else text
+
+
+def restore_text(text: str) -> str:
+    """The text `spreadsheet_safe` was given: the quote it added is taken off, any other kept.
+
+    `restore_text(spreadsheet_safe(text)) == text` for every text, and a quote
+    a person typed before ordinary text ("'abc") stays.
+    """
+    return text[1:] if text.startswith("'") and _needs_quote(text[1:]) else text
+
+
+def _needs_quote(text: str) -> bool:
+    return text.startswith("'") or starts_formula(text)
 
 
 def csv_line(values: Iterable[Any]) -> str:

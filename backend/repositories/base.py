@@ -141,7 +141,7 @@ class Repository(Generic[ModelT]):
             if not include_deleted and self.soft_deletable and getattr(obj, "deleted_at", None) is not None:
                 continue
             rows.append(obj)
-        return sorted(rows, key=lambda row: row.id)  # type: ignore[attr-defined]  # IdMixin
+        return sorted(rows, key=lambda row: row.id)
 
     async def get_by(
         self, *, include_deleted: bool = False, options: Sequence[ORMOption] = (), **filters: object

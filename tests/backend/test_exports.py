@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backend.exports import csv_line, is_invisible, spreadsheet_safe, starts_formula
+from backend.exports import csv_line, is_invisible, restore_text, spreadsheet_safe, starts_formula
 
 # Every character that spreadsheets take as a formula start, or NFKC folds onto one.
 FORMULA_CHARS = sorted(
@@ -69,10 +69,36 @@ def test_dangerous_text_is_prefixed_with_a_quote(text: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["plain", "a=b", "1+1", "email@example.com", "", " ", "\u200b", "—dash", "'already quoted"],
+    ["plain", "a=b", "1+1", "email@example.com", "", " ", "\u200b", "—dash", "a'quote", " 'behind a space"],
 )
 def test_harmless_text_is_kept(value: str) -> None:
     assert spreadsheet_safe(value) == value
+
+
+@pytest.mark.parametrize("text", ["'already quoted", "'=1+1", "''", "'"])
+def test_text_starting_with_a_quote_gets_another_so_an_import_can_tell_which_was_added(text: str) -> None:
+    assert spreadsheet_safe(text) == "'" + text
+    assert restore_text(spreadsheet_safe(text)) == text
+
+
+@pytest.mark.parametrize(
+    ("written", "restored"),
+    [
+        ("'=1+1", "=1+1"),
+        ("'\u200b@x", "\u200b@x"),
+        ("'\t=1", "\t=1"),
+        ("''abc", "'abc"),
+        ("'''", "''"),
+        ("'abc", "'abc"),  # typed by a person before ordinary text: not a quote an export adds
+        ("'", "'"),
+        ("' abc", "' abc"),
+        ("abc", "abc"),
+        ("=1", "=1"),
+        ("", ""),
+    ],
+)
+def test_restore_takes_off_only_the_quote_an_export_adds(written: str, restored: str) -> None:
+    assert restore_text(written) == restored
 
 
 def test_numbers_stay_numbers_and_other_values_become_text() -> None:
@@ -114,5 +140,24 @@ def test_every_cell_reads_back_as_text_a_spreadsheet_will_not_run(text: str) -> 
 
 
 def test_csv_line_neutralises_every_cell() -> None:
-    line = csv_line(["=1", 3, None, "ok", "\u200b@x"])
-    assert next(csv.reader(io.StringIO(line))) == ["'=1", "3", "", "ok", "'\u200b@x"]
+    line = csv_line(["=1", 3, None, "ok", "\u200b@x", "'q"])
+    assert next(csv.reader(io.StringIO(line))) == ["'=1", "3", "", "ok", "'\u200b@x", "''q"]
+
+
+@given(st.text(max_size=30))
+def test_restore_gives_back_any_text_spreadsheet_safe_was_given(text: str) -> None:
+    assert restore_text(spreadsheet_safe(text)) == text
+
+
+@given(
+    quotes=st.text(alphabet="'", max_size=3),
+    prefix=st.lists(st.sampled_from(INVISIBLE), max_size=2).map("".join),
+    start=st.sampled_from([*FORMULA_CHARS, "\t", "\r", "a", "1", " "]),
+    rest=st.text(max_size=10),
+)
+def test_restore_gives_back_text_that_starts_with_quotes_or_formulas(
+    quotes: str, prefix: str, start: str, rest: str
+) -> None:
+    # Random text seldom starts with a quote or a formula: these texts are built to.
+    text = quotes + prefix + start + rest
+    assert restore_text(spreadsheet_safe(text)) == text

@@ -74,9 +74,13 @@ def reference_key(model: type[Any]) -> str:
     return "id" if key in policy_of(model).sensitive else key
 
 
-@cache
 def exchange_fields(model: type[Any]) -> tuple[ExchangeField, ...]:
     """The columns of `model`'s files, in order: id, then the service's create inputs."""
+    return _exchange_fields(model)  # type: ignore[arg-type]  # classes are hashable; typeshed says otherwise
+
+
+@cache  # a model's columns and service do not change while the process runs
+def _exchange_fields(model: Any) -> tuple[ExchangeField, ...]:
     from backend.services.registry import service_for  # the registry imports every service module
 
     schema: type[BaseModel] = service_for(model).create_schema

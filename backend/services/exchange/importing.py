@@ -322,11 +322,11 @@ class _ImportRun:
         for row in rows:
             if not row.key:
                 continue
-            folded = row.key.casefold() if self.match_by != "id" else row.key
-            if folded in first:
-                clashes.append(f"rows {first[folded]} and {row.number} ({row.key})")
+            # Exact text, as the database's unique index compares it.
+            if row.key in first:
+                clashes.append(f"rows {first[row.key]} and {row.number} ({row.key})")
             else:
-                first[folded] = row.number
+                first[row.key] = row.number
         if clashes:
             listed = "; ".join(clashes[:MAX_LISTED_ROWS])
             more = f" and {len(clashes) - MAX_LISTED_ROWS} more" if len(clashes) > MAX_LISTED_ROWS else ""

@@ -162,7 +162,7 @@ async def test_a_unique_clash_is_pinned_to_its_row(system_uow: UnitOfWork, sessi
 
 
 async def test_a_key_repeated_in_the_file_refuses_the_file(system_uow: UnitOfWork) -> None:
-    rows = table(["SKU", "Name"], ["A-1", "One"], ["a-1", "Two"])
+    rows = table(["SKU", "Name"], ["A-1", "One"], ["A-1", "Two"])
     with pytest.raises(FileRefused, match="rows 2 and 3"):
         await preview_import(system_uow, Product, rows)
 
