@@ -27,6 +27,7 @@ ACTION_PERMISSIONS = {
     "edit": "change",
     "delete": "delete",
     "export": "export",
+    "import": "import",  # our upload, preview and confirm (admin/imports.py); SQLAdmin's import is off
 }
 CUSTOM_ACTION_PREFIX = "action:"
 FORM_ACTIONS = ("create", "edit")

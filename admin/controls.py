@@ -10,6 +10,7 @@ from sqladmin.authorization import Action
 from starlette.requests import Request
 
 from admin.columns import ViewColumns, columns_of, name_of
+from backend.db.session import Database
 
 RowAction = Literal["details", "edit", "delete"]
 # A row control -> (the view's flag that switches it off, the per-object hook the route asks).
@@ -26,6 +27,14 @@ def admin_of(request: Request) -> Admin:
     """The `Admin` serving this request (CustodianAdmin puts itself on its app's state)."""
     admin: Admin = request.app.state.admin
     return admin
+
+
+def database_of(request: Request) -> Database:
+    """The `Database` of the admin serving this request, for work outside its unit of work (jobs)."""
+    database = getattr(admin_of(request), "database", None)
+    if not isinstance(database, Database):
+        raise RuntimeError("The admin has no database (see admin/site.py).")
+    return database
 
 
 def url_for_rows(request: Request, name: str, **params: Any) -> Callable[[object], str]:

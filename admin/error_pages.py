@@ -44,6 +44,8 @@ ENDPOINT_ACTIONS: dict[str, tuple[str, str, str | None]] = {
     "edit": ("edit", "edit", "can_edit"),
     "delete": ("delete", "delete", "can_delete"),
     "export": ("export", "export", "can_export"),
+    "import_upload": ("import", "import", None),  # admin/imports.py
+    "import_confirm": ("import", "import", None),
 }
 # Details other code raises that say nothing a person can act on.
 GENERIC_DETAILS = {"No such record.", "Object not found."}

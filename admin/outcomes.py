@@ -21,6 +21,8 @@ from admin.auth import current_actor
 from backend.services.masking import label_for
 
 LABEL_LIMIT = 80
+# Session key: message text -> (link text, URL) for the messages flash.html shows with a link.
+FLASH_LINKS_KEY = "custodian_flash_links"
 
 
 def record_label(request: Request, view: ModelView, obj: Any) -> str:
@@ -43,6 +45,15 @@ def succeeded(request: Request, message: str) -> None:
     """What a write did, shown on the next page."""
     Flash.success(request, message)
     _keep(request)
+
+
+def succeeded_with_link(request: Request, message: str, link_text: str, url: str) -> None:
+    """What a write did, with a link to where it can be seen (a URL the server made, never the client)."""
+    kept = request.session.get(FLASH_LINKS_KEY)
+    links = dict(kept) if isinstance(kept, dict) else {}
+    links[message] = [link_text, url]
+    request.session[FLASH_LINKS_KEY] = links
+    succeeded(request, message)
 
 
 def refused(request: Request, reason: str) -> None:

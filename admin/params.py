@@ -7,6 +7,7 @@ parses numbers, ids or dates on its own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date
 from typing import TypeVar
@@ -18,6 +19,9 @@ from backend.values import InvalidValue, TooManyValues, parse_date, parse_id, pa
 
 NOT_FOUND = "No such record."
 T = TypeVar("T")
+# A UUID as the app writes it (str(uuid.uuid4())); `uuid.UUID` alone would also take braces, a
+# "urn:uuid:" prefix, no hyphens, and non-ASCII digits.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
 def query_int(request: Request, name: str, *, default: int, minimum: int, maximum: int) -> int:
@@ -41,6 +45,18 @@ def query_id(request: Request, name: str) -> int | None:
 def query_date(request: Request, name: str) -> date | None:
     """A YYYY-MM-DD date in `?name=`, None when absent or empty; 400 when malformed."""
     return _query_value(request, name, lambda raw: parse_date(raw, name=name))
+
+
+def query_uuid(request: Request, name: str) -> str | None:
+    """A UUID in `?name=` (an import id), lower-cased; None when absent or empty; 400 when malformed."""
+    return _query_value(request, name, lambda raw: _parse_uuid(raw, name=name))
+
+
+def _parse_uuid(text: str, *, name: str) -> str:
+    """`text` as a lower-case UUID; `InvalidValue` unless it is one, written with ASCII hex and hyphens."""
+    if _UUID.fullmatch(text) is None:
+        raise InvalidValue(f"{name} must be an id like 1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d.")
+    return text.lower()
 
 
 def _query_value(request: Request, name: str, parse: Callable[[str], T]) -> T | None:

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     import_max_cell_chars: int = Field(default=65_536, ge=64, le=10_000_000)
     # On PostgreSQL, an import or export of more rows than this runs as a job (`manage.py worker`).
     job_threshold_rows: int = Field(default=20_000, ge=0, le=10_000_000)
+    # Where jobs keep their files (an import's upload, an export's result): never a web-served folder,
+    # and the same folder for the web app and every worker.
+    job_files_dir: Path = REPO_ROOT / "var" / "jobs"
+    # How often a worker says it is alive; one silent for three times this is taken for dead.
+    job_heartbeat_seconds: float = Field(default=10.0, gt=0, le=600)
 
     log_level: str = "INFO"
     # Adds an X-SQL-Statements header to every response (used by bench/).

@@ -88,7 +88,7 @@ def main() -> int:
         results["raw_search"] = asyncio.run(_raw_search(url, args.baseline_requests))
         with _server(env, "admin.app:create_app_from_environment") as base:
             results["custodian"] = _measure_custodian(base, targets, args.requests)
-            results["export"] = _measure_export(base)
+            results["export"] = _measure_export(base, url)
         with _server(env, "bench.stock_sqladmin:create_app") as base:
             results["stock_sqladmin"] = _measure_stock(base, targets, args.baseline_requests)
     finally:
@@ -349,24 +349,85 @@ def _rss_peak_kib(pid: int) -> int:
     return 0
 
 
-def _measure_export(base: str) -> dict[str, float]:
+# The product export's query, as COPY runs it: the floor for the CSV export. Same columns, same joins:
+# the category by its slug, the tags by name (what backend/services/exchange/exporting.py reads).
+EXPORT_FLOOR_SQL = """
+SELECT p.id, p.sku, p.name, p.description, p.price, p.stock, p.status, c.slug,
+       (SELECT string_agg(t.name, ', ' ORDER BY t.name)
+          FROM product_tag pt JOIN tag t ON t.id = pt.tag_id
+         WHERE pt.product_id = p.id)
+  FROM product p LEFT OUTER JOIN category c ON c.id = p.category_id
+ WHERE p.deleted_at IS NULL
+ ORDER BY p.id DESC
+"""
+
+
+def _measure_export(base: str, url: str) -> dict[str, Any]:
+    """The product list's CSV and XLSX exports through the admin, and COPY of the same query."""
+    csv_export = _download(base, "/admin/product/export/csv")
+    csv_export["rows"] = csv_export.pop("lines") - 1  # less the header row
+    csv_export["rows_per_s"] = csv_export["rows"] / csv_export["total_s"]
+    floor = asyncio.run(_copy_floor(url))
+    csv_export["copy_rows_per_s"] = floor["rows"] / floor["total_s"]
+    csv_export["ratio_to_copy"] = csv_export["rows_per_s"] / csv_export["copy_rows_per_s"]
+    print(f"  export csv: {csv_export['rows_per_s']:,.0f} rows/s", flush=True)
+    xlsx_export = _download(base, "/admin/product/export/xlsx")
+    del xlsx_export["lines"]  # a zip has no lines: its rows are the CSV's
+    xlsx_export["rows_per_s"] = csv_export["rows"] / xlsx_export["total_s"]
+    print(f"  export xlsx: {xlsx_export['rows_per_s']:,.0f} rows/s", flush=True)
+    return {"csv": csv_export, "xlsx": xlsx_export}
+
+
+def _download(base: str, path: str) -> dict[str, Any]:
+    """Time to first byte, total time, lines, bytes, and the server's peak RSS and CPU time while `path`
+    downloads (CPU seconds say what the export costs when the machine's other work skews the clock)."""
     pid = int(os.environ["BENCH_SERVER_PID"])
     client = _signed_in(base)
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset the peak RSS counter
+    cpu_before = _cpu_seconds(pid)
     started = time.perf_counter()
     first_byte = None
-    rows = 0
-    with client.stream("GET", "/admin/product/export/csv") as response:
+    lines = size = 0
+    with client.stream("GET", path) as response:
+        if response.status_code != 200:
+            raise SystemExit(f"{path} answered {response.status_code}")
         for chunk in response.iter_bytes():
             if first_byte is None:
                 first_byte = time.perf_counter() - started
-            rows += chunk.count(b"\n")
+            lines += chunk.count(b"\n")
+            size += len(chunk)
     return {
-        "rows": rows - 1,
+        "lines": lines,
+        "bytes": size,
         "first_byte_s": first_byte or 0.0,
         "total_s": time.perf_counter() - started,
         "peak_rss_mb": _rss_peak_kib(pid) / 1024,
+        "server_cpu_s": _cpu_seconds(pid) - cpu_before,
     }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process `pid` so far (fields 14 and 15 of /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _copy_floor(url: str) -> dict[str, float]:
+    """`COPY (the export's query) TO STDOUT WITH CSV` through asyncpg: rows and seconds."""
+    connection = await asyncpg.connect(url)
+    rows = 0
+
+    async def count(data: bytes) -> None:
+        nonlocal rows
+        rows += data.count(b"\n")
+
+    try:
+        started = time.perf_counter()
+        await connection.copy_from_query(EXPORT_FLOOR_SQL, output=count, format="csv")
+        elapsed = time.perf_counter() - started
+    finally:
+        await connection.close()
+    return {"rows": rows, "total_s": elapsed}
 
 
 # Report ---------------------------------------------------------------------------------
@@ -410,10 +471,18 @@ def _report(results: dict[str, Any]) -> None:
         f"seed: {seed['seed_rows_per_s']:,.0f} rows/s; raw COPY of the same rows: "
         f"{seed['raw_copy_rows_per_s']:,.0f} rows/s; ratio {seed['ratio']:.2f}"
     )
-    export = results["export"]
+    csv_export, xlsx_export = results["export"]["csv"], results["export"]["xlsx"]
     print(
-        f"export: {export['rows']:,} rows in {export['total_s']:.1f} s, "
-        f"first byte {export['first_byte_s']:.2f} s, peak RSS {export['peak_rss_mb']:.0f} MB"
+        f"export CSV: {csv_export['rows']:,} rows in {csv_export['total_s']:.1f} s, "
+        f"{csv_export['rows_per_s']:,.0f} rows/s, first byte {csv_export['first_byte_s']:.2f} s, "
+        f"peak RSS {csv_export['peak_rss_mb']:.0f} MB, server CPU {csv_export['server_cpu_s']:.1f} s; "
+        "COPY of the same query "
+        f"{csv_export['copy_rows_per_s']:,.0f} rows/s; ratio {csv_export['ratio_to_copy']:.2f}"
+    )
+    print(
+        f"export XLSX: {xlsx_export['rows_per_s']:,.0f} rows/s, {xlsx_export['total_s']:.1f} s, "
+        f"first byte {xlsx_export['first_byte_s']:.2f} s, peak RSS {xlsx_export['peak_rss_mb']:.0f} MB, "
+        f"server CPU {xlsx_export['server_cpu_s']:.1f} s"
     )
 
 

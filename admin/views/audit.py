@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from admin import outcomes
 from admin.auth import current_actor
-from admin.params import path_id, query_date, query_id, query_int, query_optional_int
+from admin.params import path_id, query_date, query_id, query_int, query_optional_int, query_uuid
 from admin.requests import request_uow
 from backend.db.uow import UnitOfWork
 from backend.errors import Conflict, NotFound, ValidationFailed
@@ -34,8 +34,9 @@ AUDIT_ACTIONS = (
     "login_failed",
     "login_refused",
     "logout",
+    "import",
 )
-AUDIT_FILTERS = ("actor", "model", "object_id", "action", "since", "until")
+AUDIT_FILTERS = ("actor", "model", "object_id", "action", "since", "until", "import_id")
 PAGE_SIZE = 50
 
 
@@ -155,6 +156,7 @@ class AuditLogView(BaseView):
             action=action,
             since=_day_start(since),
             until=_day_end(until),
+            import_id=query_uuid(request, "import_id"),
         )
 
     # Each route has its own name. SQLAdmin links the menu to the identity of the view's
@@ -196,6 +198,7 @@ class AuditLogView(BaseView):
             "object_id",
             "object_repr",
             "client_address",
+            "import_id",
             "changes",
         ]
 

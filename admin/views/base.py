@@ -20,8 +20,9 @@ from starlette.requests import Request
 from admin.auth import current_actor
 from admin.columns import name_of
 from admin.controls import RowControls
-from admin.export import CsvExport
+from admin.export import FileExport
 from admin.forms import CustodianFormConverter
+from admin.imports import FileImport
 from admin.labels import default_labels
 from admin.listing import KeysetListing
 from admin.params import id_or_404
@@ -78,7 +79,7 @@ class CustodianModelView(ModelView):
         return super().form_edit_query(request)
 
 
-class ServiceModelView(CsvExport, KeysetListing, RowControls, ServiceWrites, CustodianModelView):
+class ServiceModelView(FileExport, KeysetListing, RowControls, ServiceWrites, FileImport, CustodianModelView):
     """A view whose writes go through a `CrudService`, as the signed-in actor.
 
     Reads (list, details, edit form) are SQLAdmin's own queries, shaped here
@@ -86,14 +87,13 @@ class ServiceModelView(CsvExport, KeysetListing, RowControls, ServiceWrites, Cus
     rows never appear, and the row a page shows is loaded once. Creates, edits
     and deletes call the service (admin/writes.py), so validation, permissions
     and (soft) delete are the same as in the CLI. The list page comes from
-    `KeysetListing`, its export from `CsvExport`, the per-row checks from
-    `RowControls`.
+    `KeysetListing`, its export from `FileExport`, the per-row checks from
+    `RowControls`, the file import from `FileImport` (admin/imports.py).
     """
 
     # `@action` slug -> the permission action it needs, e.g. {"set-status": "change"}.
     action_permissions: ClassVar[dict[str, str]] = {}
     can_import = False
-    export_types: ClassVar[list[str]] = ["csv"]  # the formats `CustodianAdmin.export` writes
     # Fields that show the record's current value (enums, nullable booleans, text).
     form_converter = CustodianFormConverter
     # Place in the menu: lower first; views without one follow, by name.

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import click
 from sqlalchemy import exc as sa_exc
 
-from backend.cli import accounts, db, purge, seed, shell
+from backend.cli import accounts, db, exchange, jobs, purge, seed, shell
 from backend.cli.output import error
 from backend.db.errors import is_database_unavailable
 from backend.errors import AppError, ValidationFailed
@@ -29,7 +29,15 @@ def cli(traceback: bool) -> None:
     """Custodian management commands."""
 
 
-for command in (*db.COMMANDS, *accounts.COMMANDS, seed.seed, purge.purge, shell.shell):
+for command in (
+    *db.COMMANDS,
+    *accounts.COMMANDS,
+    *exchange.COMMANDS,
+    *jobs.COMMANDS,
+    seed.seed,
+    purge.purge,
+    shell.shell,
+):
     cli.add_command(command)
 
 

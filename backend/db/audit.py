@@ -25,6 +25,7 @@ from backend.auth.actor import Actor
 from backend.db.policy import policy_of
 from backend.db.types import utcnow
 from backend.models import AuditEntry, AuthSession, LoginAttempt
+from backend.models.jobs import Job
 
 # Set by the unit of work in `session.info`: who the entries name, and whether to write them.
 ACTOR_KEY = "custodian.actor"
@@ -32,7 +33,8 @@ AUDIT_ENABLED_KEY = "custodian.audit"
 IMPORT_ID_KEY = "custodian.import_id"  # set while an import writes: its entries carry the import's id
 
 REDACTED = "[redacted]"
-NOT_AUDITED = (AuditEntry, AuthSession, LoginAttempt)
+# Job rows are bookkeeping: what a job writes is audited, its progress is not.
+NOT_AUDITED = (AuditEntry, AuthSession, LoginAttempt, Job)
 # Recorded by other means (the version, the sign-in event) or not worth a diff.
 BOOKKEEPING_FIELDS = frozenset({"updated_at", "version", "last_login_at"})
 

@@ -197,11 +197,13 @@ def _next_revision_id(script: ScriptDirectory) -> str:
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """What autogenerate compares: everything but the PostgreSQL-only trigram indexes.
+    """What autogenerate compares: everything but the PostgreSQL-only trigram indexes and job queue.
 
-    Those are managed by hand in their revision; autogenerate must neither
-    drop nor re-create them.
+    Those are managed by hand in their revisions (the queue's tables are
+    procrastinate's, 0007); autogenerate must neither drop nor re-create them.
     """
+    if type_ == "table" and reflected and compare_to is None and (name or "").startswith("procrastinate_"):
+        return False
     return not (type_ == "index" and reflected and compare_to is None and (name or "").endswith("_trgm"))
 
 

@@ -34,6 +34,7 @@ class AuditRecord:
     object_repr: str
     changes: dict[str, Any]
     client_address: str | None
+    import_id: str | None = None  # the import that wrote it (backend/services/exchange/importing.py)
 
     @classmethod
     def shown_to(cls, actor: Actor, entry: AuditEntry) -> AuditRecord:
@@ -48,6 +49,7 @@ class AuditRecord:
             object_repr=shown_label(actor, entry.model, entry.object_repr, entry.object_id),
             changes=shown_changes(actor, entry.model, entry.changes or {}),
             client_address=entry.client_address,
+            import_id=entry.import_id,
         )
 
 
@@ -59,6 +61,7 @@ class AuditFilters:
     action: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    import_id: str | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
         found: list[ColumnElement[bool]] = []
@@ -74,6 +77,8 @@ class AuditFilters:
             found.append(AuditEntry.created_at >= self.since)
         if self.until:
             found.append(AuditEntry.created_at < self.until)
+        if self.import_id:
+            found.append(AuditEntry.import_id == self.import_id)
         return found
 
 

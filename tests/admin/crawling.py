@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import tempfile
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterable
@@ -31,6 +32,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urljoin, urlsplit
 
 import httpx
@@ -57,11 +59,12 @@ from tests.factories import (
     make_user,
     unique,
 )
+from tests.jobs.factories import jobs_of_every_kind
 
 ORIGIN = "http://testserver"
 START = "/admin/"
 # Path segments the crawler never follows: they write, end the session, or are files.
-SKIPPED_SEGMENTS = frozenset({"logout", "login", "action", "delete", "statics", "import"})
+SKIPPED_SEGMENTS = frozenset({"logout", "login", "action", "delete", "statics"})
 # Query parameters that move through a list rather than choose its rows.
 PAGING_PARAMETERS = frozenset({"after", "before", "page", "pageSize", "sortBy", "sort"})
 CONTROL_KINDS = frozenset({"menu", "link", "data-url", "form", "search", "redirect"})
@@ -541,6 +544,8 @@ class SeededSite:
         """A new client signed in as a new user with `roles` (close it when done)."""
         async with self.sessions() as session:
             user = await make_user(session, roles=list(roles), is_superuser=superuser)
+            # Jobs are their owner's alone: each crawling user gets one of every kind to reach.
+            await jobs_of_every_kind(session, user, self.app.state.settings)
             await session.commit()
         transport = httpx.ASGITransport(app=self.escaped, raise_app_exceptions=False)
         client = httpx.AsyncClient(transport=transport, base_url=ORIGIN)
@@ -556,6 +561,9 @@ async def seeded_site(engine: AsyncEngine, settings: Settings) -> AsyncIterator[
     One per module (the function-scoped `session` fixture would seed it again
     for every test); built like tests/conftest.py's `connection` and `sessions`.
     """
+    # Job files (a done export's) go to a folder of the site's own, removed afterwards.
+    jobs_folder = tempfile.TemporaryDirectory(prefix="custodian-crawl-jobs-")
+    settings = settings.model_copy(update={"job_files_dir": Path(jobs_folder.name)})
     async with engine.connect() as connection:
         transaction = await connection.begin()
         try:
@@ -572,6 +580,7 @@ async def seeded_site(engine: AsyncEngine, settings: Settings) -> AsyncIterator[
         finally:
             if transaction.is_active:
                 await transaction.rollback()
+            jobs_folder.cleanup()
 
 
 async def seed(session: AsyncSession, database: Database) -> tuple[list[str], str]:

@@ -33,12 +33,14 @@ async def site(engine: AsyncEngine, settings: Settings) -> AsyncIterator[SeededS
 
 
 def superuser_reaches(site: SeededSite) -> list[str]:
-    """The pages a superuser's crawl must reach: every model's list, details, edit, export and history."""
+    """The pages a superuser's crawl must reach: every model's list, details, edit, export, import
+    and history."""
     paths = ["/admin/", "/admin/trash", "/admin/audit-log"]
+    paths += ["/admin/jobs", "/admin/jobs/{id}", "/admin/jobs/{id}/download"]  # the crawler's own jobs
     for view in site.app.state.admin.views:
         if isinstance(view, ServiceModelView):
             base = f"/admin/{view.identity}"
-            paths += [f"{base}/list", f"{base}/details/{{id}}", f"{base}/export/csv"]
+            paths += [f"{base}/list", f"{base}/details/{{id}}", f"{base}/export/csv", f"{base}/import/upload"]
             paths += [f"{base}/edit/{{id}}"] if view.can_edit else []
             if hasattr(view.model, "deleted_at"):
                 paths.append(f"/admin/history/{view.model.__tablename__}/{{id}}")

@@ -138,10 +138,14 @@ class Route:
         return bool(set(self.examples) & set(KNOWN_PARAMETERS)) or "/export" in self.shape
 
 
+# An export in any format reads its list's parameters the same way (admin/export.py): CSV stands for all.
+OTHER_EXPORT_FORMAT = re.compile(r"/export/(?!csv$)[^/]+$")
+
+
 def routes_of(result: Crawl) -> list[Route]:
     routes: dict[str, Route] = {}
     for visit in result.visits:
-        if visit.status != 200:
+        if visit.status != 200 or OTHER_EXPORT_FORMAT.search(urlsplit(visit.url).path):
             continue
         shape = path_shape(urlsplit(visit.url).path)
         route = routes.setdefault(shape, Route(shape, visit.url))
@@ -277,7 +281,9 @@ async def test_the_crawl_gives_the_fuzzer_every_kind_of_route(target: Target) ->
         if isinstance(view, ServiceModelView):
             base = f"/admin/{view.identity}"
             missing += [s for s in (f"{base}/list", f"{base}/details/{{id}}") if s not in shapes]
-    missing += [s for s in ("/admin/trash", "/admin/audit-log") if s not in shapes]
+    missing += [
+        s for s in ("/admin/trash", "/admin/audit-log", "/admin/jobs", "/admin/jobs/{id}") if s not in shapes
+    ]
     assert not missing, f"the crawl never reached {missing}; the fuzzer would not cover them"
 
 
@@ -346,8 +352,13 @@ def write_probes(target: Target) -> Iterator[tuple[str, str, dict[str, str]]]:
             yield "DELETE", f"{base}/delete?pks={quote(value, safe=',')}", {}
         for value in HOSTILE:
             yield "POST", f"{base}/edit/{quote(value, safe='')}", {"save": "Save"}
+            # A kept upload is named by its token in the form: any other text names none.
+            yield "POST", f"{base}/import/confirm", {"token": value, "file_hash": value, "skip_errors": "yes"}
+            yield "POST", f"{base}/import/upload", {"key": value}
     for value in (*HOSTILE, *lists):
         yield "POST", f"/admin/product/action/mark-active?pks={quote(value, safe=',')}", {}
+    for value in HOSTILE:
+        yield "POST", f"/admin/jobs/{quote(value, safe='')}/retry", {}
     for value in HOSTILE:
         password = {"password": "fuzz-password-123", "password_confirm": "fuzz-password-123"}
         yield "POST", f"/admin/user/set-password/{quote(value, safe='')}", password

@@ -185,10 +185,10 @@ async def test_export_is_streamed_filtered_and_formula_safe(
         assert "content-length" not in response.headers  # streamed, not buffered
         body = "".join([chunk async for chunk in response.aiter_text()])
     rows = list(csv.DictReader(io.StringIO(body)))
-    assert {row["sku"] for row in rows} == {"EVIL-1", "EVIL-2"}  # the filters apply
-    names = {row["name"] for row in rows}
+    assert {row["SKU"] for row in rows} == {"EVIL-1", "EVIL-2"}  # the filters apply
+    names = {row["Name"] for row in rows}
     assert names == {'\'=HYPERLINK("http://evil")', "'+cmd|calc"}
-    assert all(row["category"] == category.name for row in rows)
+    assert all(row["Category"] == category.slug for row in rows)  # by its natural key
 
 
 async def test_bulk_status_action_is_post_only(new_client: ClientFactory, session: AsyncSession) -> None:

@@ -28,7 +28,7 @@ MODEL_FILE, VIEW_FILE = "backend/models/supplier.py", "admin/views/supplier.py"
 PASSWORD = "walkthrough-password-1234"
 USERS = {"manager": "manager", "editor": "editor", "viewer": "viewer"}  # username -> built-in role
 EMAIL = "orders@acme.example"
-ACTIONS = ("view", "add", "change", "delete", "restore", "purge", "export", "view_pii")
+ACTIONS = ("view", "add", "change", "delete", "restore", "purge", "export", "import", "view_pii")
 _CSRF = re.compile(r'name="csrf(?:_token|-token)" (?:value|content)="([^"]+)"')
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import typing
 from dataclasses import dataclass
+from datetime import date, datetime, time
 from enum import Enum
 from functools import cache
 from typing import Any, Literal
@@ -143,8 +144,12 @@ def cell_text(value: object) -> str | None:
     """A database value as a file's cell text: enums by value, None as None."""
     if value is None:
         return None
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as a spreadsheet's TRUE reads back (reading.py)
     if isinstance(value, Enum):
         return str(value.value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
     return str(value)
 
 

@@ -25,6 +25,7 @@ import inspect as pyinspect
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Literal
@@ -570,9 +571,18 @@ def _same(current: Any, given: Any) -> bool:
             return Decimal(str(given).strip()) == current
         except ArithmeticError:
             return False
-    if hasattr(current, "isoformat"):
-        return str(current.isoformat()) == str(given).strip()
+    if isinstance(current, datetime | date | time):
+        return _same_moment(current, str(given).strip())
     return str(current) == str(given).strip()
+
+
+def _same_moment(current: datetime | date | time, given: str) -> bool:
+    """Whether text names the same date or time, however it is written ("T" or a space, any offset)."""
+    kind = datetime if isinstance(current, datetime) else type(current)
+    try:
+        return bool(kind.fromisoformat(given) == current)
+    except (ValueError, TypeError):  # not a date, or naive against aware
+        return False
 
 
 def _shown(value: Any) -> Any:

@@ -1,0 +1,395 @@
+"""Import a file into any model's list from the admin: upload, preview, confirm.
+
+SQLAdmin's own CSV import (`can_import`) writes rows as they come, without a
+preview and around the services' batch path; it stays off. Here every model
+view gets, for holders of `<table>.import`:
+
+- GET  /admin/<identity>/import/upload: the form, the limits, the headers the model takes;
+- POST /admin/<identity>/import/upload: the file is read (backend/services/exchange/reading.py)
+  and previewed (importing.preview_import, which writes nothing), and kept for the confirm
+  (admin/import_uploads.py);
+- POST /admin/<identity>/import/confirm: the kept file is claimed, read again and imported
+  (importing.confirm_import) in the request's unit of work, which commits.
+
+Only the upload route takes a file part: admin/input_guard.py refuses one
+anywhere else, and caps the body it reads here (`upload_body_limit`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PureWindowsPath
+from typing import Any
+
+from sqladmin import ModelView, expose
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy import inspect as sa_inspect
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import URL, FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from admin import outcomes
+from admin.auth import current_actor
+from admin.controls import database_of
+from admin.import_uploads import ClaimedUpload, UploadGone, UploadInfo, UploadStore
+from admin.requests import request_uow
+from backend.config import Settings
+from backend.db.uow import UnitOfWork
+from backend.errors import Conflict, PermissionDenied, ValidationFailed
+from backend.jobs.service import JobService, runs_as_job
+from backend.services import masking
+from backend.services.exchange.fields import ExchangeField, exchange_fields, natural_key
+from backend.services.exchange.importing import ImportReport, confirm_import, file_hash, preview_import
+from backend.services.exchange.reading import BadFile, ImportLimits, Table, read_table
+
+UPLOAD_PATH = "/import/upload"  # under /admin/<identity>
+CONFIRM_PATH = "/import/confirm"
+_UPLOAD_ROUTE = re.compile(r"/admin/[a-z0-9][a-z0-9-]*/import/upload")
+FILE_FIELD = "file"
+ACCEPTED_TYPES = ".csv,.xlsx,.json"
+# Room in a multipart body for the boundaries, the part headers and the form's other fields.
+MULTIPART_ALLOWANCE = 64 * 1024
+MAX_SHOWN_ROWS = 500
+SHOWN_ORDER = {"error": 0, "changed": 1, "new": 2, "unchanged": 3}
+MAX_FILE_NAME = 200  # an audit entry's object_repr
+
+
+def takes_file(path: str) -> bool:
+    """Whether `path` is an import upload route, the one place a form may carry a file."""
+    return _UPLOAD_ROUTE.fullmatch(path) is not None
+
+
+def upload_body_limit(settings: Settings) -> int:
+    """The largest request body an upload route reads: the largest file, and the form around it."""
+    return settings.import_max_bytes + MULTIPART_ALLOWANCE
+
+
+def too_big(settings: Settings) -> str:
+    limit = size_text(settings.import_max_bytes)
+    return (
+        f"The file is larger than the import limit of {limit} (IMPORT_MAX_BYTES). "
+        "Split it into smaller files and import each one."
+    )
+
+
+def size_text(size: int) -> str:
+    """A byte count as people write it: "50 MB", "1.5 MB", "800 KB"."""
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.0f} {unit}" if value >= 10 or value == int(value) else f"{value:.1f} {unit}"
+    return f"{size} bytes"
+
+
+@dataclass(frozen=True)
+class ColumnHelp:
+    """One header a file of this model may have, and what its cells hold."""
+
+    label: str
+    hint: str
+
+
+class FileImport(ModelView):
+    """The import routes and the list's Import button of a model view."""
+
+    # Pages ----------------------------------------------------------------------
+
+    def can_import_file(self, request: Request) -> bool:
+        return self.has_permission(request, "import")
+
+    def import_url(self, request: Request) -> URL:
+        return URL(str(request.url_for(f"admin:view-{self.identity}-import_upload")))
+
+    @expose(UPLOAD_PATH, methods=["GET", "POST"])
+    async def import_upload(self, request: Request) -> Response:
+        """The upload form; posted, the preview of the file (nothing is written)."""
+        self._require_import(request)
+        uow = await request_uow(request)
+        if request.method in ("GET", "HEAD"):
+            return await self._upload_page(request, uow.settings)
+        form = await request.form()  # its CSRF token was checked with the session (admin/auth.py)
+        key = _text(form, "key")
+        upload = form.get(FILE_FIELD)
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            return await self._upload_page(request, uow.settings, error="Choose a file to import.", key=key)
+        if key not in {name for name, _label in self._match_choices()}:
+            return await self._upload_page(request, uow.settings, error="Choose how to match rows.")
+        data = await upload.read(uow.settings.import_max_bytes + 1)
+        if len(data) > uow.settings.import_max_bytes:
+            return await self._upload_page(
+                request, uow.settings, error=too_big(uow.settings), key=key, status=413
+            )
+        name = shown_file_name(upload.filename)
+        digest = file_hash(data)
+        try:
+            table = await self._read(uow.settings, data, name)
+            report = await preview_import(uow, self.model, table, key=key, file_name=name, file_hash=digest)
+        except (BadFile, ValidationFailed, PermissionDenied) as exc:
+            return await self._upload_page(request, uow.settings, error=exc.message, key=key)
+        stored = await run_in_threadpool(
+            _store(uow.settings).store,
+            data,
+            user_id=_user_id(request),
+            table=self._table,
+            file_name=name,
+            file_hash=digest,
+            key=key,
+        )
+        return await self._preview_page(request, report, stored)
+
+    @expose(CONFIRM_PATH, methods=["POST"])
+    async def import_confirm(self, request: Request) -> Response:
+        """Import the file a preview showed, all or nothing unless "Skip the rows with errors" is ticked."""
+        self._require_import(request)
+        form = await request.form()  # its CSRF token was checked with the session (admin/auth.py)
+        uow = await request_uow(request)
+        try:
+            claimed = await run_in_threadpool(
+                _store(uow.settings).claim, _text(form, "token"), user_id=_user_id(request), table=self._table
+            )
+        except UploadGone as exc:
+            raise HTTPException(status_code=404, detail=exc.message) from exc
+        try:
+            return await self._import_now_or_as_job(
+                request,
+                uow,
+                claimed,
+                expected_hash=_text(form, "file_hash"),
+                skip_errors=_text(form, "skip_errors") == "yes",
+            )
+        except Exception:
+            claimed.put_back()  # whatever failed, the user may confirm again
+            raise
+
+    # The confirm ------------------------------------------------------------------
+
+    async def _import_now_or_as_job(
+        self,
+        request: Request,
+        uow: UnitOfWork,
+        claimed: ClaimedUpload,
+        *,
+        expected_hash: str,
+        skip_errors: bool,
+    ) -> Response:
+        """Import a claimed upload: the one place a confirm chooses between the request and a job.
+
+        On PostgreSQL, a file of more rows than `settings.job_threshold_rows` runs
+        as a job (backend/jobs), answered with the job's page; anything smaller,
+        and everything on SQLite, imports in the request.
+        """
+        info = claimed.info
+        try:
+            table = await self._read(uow.settings, claimed.data, info.file_name)
+            database = database_of(request)
+            if runs_as_job(database, len(table.rows)):
+                return await self._submit_job(
+                    request, claimed, table.format, expected_hash=expected_hash, skip_errors=skip_errors
+                )
+            report = await confirm_import(
+                uow,
+                self.model,
+                table,
+                key=info.key,
+                skip_errors=skip_errors,
+                file_name=info.file_name,
+                file_hash=file_hash(claimed.data),
+                expected_hash=expected_hash,
+            )
+        except (Conflict, BadFile, ValidationFailed, PermissionDenied) as exc:
+            # The file itself is refused (or was not the one previewed): only a new upload can help.
+            claimed.discard()
+            status = 409 if isinstance(exc, Conflict) else 400
+            return await self._upload_page(
+                request, uow.settings, error=exc.message, key=info.key, status=status
+            )
+        if not report.written:
+            claimed.put_back()
+            errors = report.totals["error"]
+            rows = "1 row has errors" if errors == 1 else f"{errors} rows have errors"
+            message = (
+                f"Nothing was imported: {rows}. Fix the file and upload it again, "
+                "or tick “Skip the rows with errors”."
+            )
+            return await self._preview_page(request, report, info, error=message, status=400)
+        await uow.commit()
+        claimed.discard()
+        self._announce(request, report)
+        return RedirectResponse(request.url_for("admin:list", identity=self.identity), status_code=303)
+
+    async def _submit_job(
+        self, request: Request, claimed: ClaimedUpload, format: str, *, expected_hash: str, skip_errors: bool
+    ) -> Response:
+        """Queue the import for `manage.py worker` and show its page, where progress and the report appear."""
+        info = claimed.info
+        if expected_hash != file_hash(claimed.data):
+            raise Conflict(
+                "The file is not the one that was previewed (its contents changed). "
+                "Nothing was imported; preview it again."
+            )
+        job = await JobService(database_of(request)).submit(
+            current_actor(request),
+            kind="import",
+            table=masking.table_of(self.model),
+            format=format,
+            params={
+                "file_name": info.file_name,
+                "key": info.key,
+                "skip_errors": skip_errors,
+                "hash": expected_hash,
+            },
+            data=claimed.data,
+        )
+        claimed.discard()
+        outcomes.succeeded(
+            request,
+            f"{info.file_name} is being imported as a job; this page shows its progress and then its report.",
+        )
+        return RedirectResponse(request.url_for("admin:view-jobs-detail", pk=job.id), status_code=303)
+
+    def _announce(self, request: Request, report: ImportReport) -> None:
+        totals = report.totals
+        import_id = report.import_id or ""
+        message = (
+            f"Imported {report.file_name}: {totals['new']} new, {totals['changed']} changed, "
+            f"{totals['unchanged']} unchanged (import {import_id[:8]}…)."
+        )
+        if totals["error"]:
+            skipped = totals["error"]
+            message += f" {skipped} {'row' if skipped == 1 else 'rows'} with errors skipped."
+        if current_actor(request).has_perm("audit.view"):
+            audit = request.url_for("admin:view-audit-log").include_query_params(import_id=import_id)
+            outcomes.succeeded_with_link(request, message, "See it in the audit log", str(audit))
+        else:
+            outcomes.succeeded(request, message)
+
+    # Rendering -----------------------------------------------------------------------
+
+    async def _upload_page(
+        self,
+        request: Request,
+        settings: Settings,
+        *,
+        error: str | None = None,
+        key: str | None = None,
+        status: int = 400,
+    ) -> Response:
+        choices = self._match_choices()
+        chosen = key if key in {name for name, _label in choices} else choices[0][0]
+        context = {
+            "model_view": self,
+            "error": error,
+            "accept": ACCEPTED_TYPES,
+            "file_field": FILE_FIELD,
+            "max_size": size_text(settings.import_max_bytes),
+            "max_rows": f"{settings.import_max_rows:,}",
+            "columns": self._column_help(request),
+            "choices": choices,
+            "chosen": chosen,
+        }
+        return await self.templates.TemplateResponse(
+            request, "custodian/import_upload.html", context, status_code=200 if error is None else status
+        )
+
+    async def _preview_page(
+        self,
+        request: Request,
+        report: ImportReport,
+        stored: UploadInfo,
+        *,
+        error: str | None = None,
+        status: int = 200,
+    ) -> Response:
+        ordered = sorted(report.rows, key=lambda row: (SHOWN_ORDER[row.status], row.number))
+        context = {
+            "model_view": self,
+            "report": report,
+            "totals": report.totals,
+            "rows": ordered[:MAX_SHOWN_ROWS],
+            "more": max(0, len(ordered) - MAX_SHOWN_ROWS),
+            "match_label": self._label(report.match_by),
+            "token": stored.token,
+            "file_hash": report.file_hash,
+            "error": error,
+        }
+        return await self.templates.TemplateResponse(
+            request, "custodian/import_preview.html", context, status_code=status
+        )
+
+    # Helpers ---------------------------------------------------------------------------
+
+    @property
+    def _table(self) -> str:
+        return masking.table_of(self.model)
+
+    def _require_import(self, request: Request) -> None:
+        if not self.can_import_file(request):
+            detail = f"You need the permission {self._table}.import to import {self.name_plural.lower()}."
+            raise HTTPException(status_code=403, detail=detail)
+
+    def _match_choices(self) -> list[tuple[str, str]]:
+        """(field, label) of what rows may be matched by: the natural key first, when there is one."""
+        natural = natural_key(self.model)
+        return [(natural, self._label(natural)), ("id", "ID")] if natural != "id" else [("id", "ID")]
+
+    def _label(self, name: str) -> str:
+        return next((item.label for item in exchange_fields(self.model) if item.name == name), name)
+
+    def _column_help(self, request: Request) -> list[ColumnHelp]:
+        actor = current_actor(request)
+        return [
+            ColumnHelp(item.label, _hint(self.model, item))
+            for item in exchange_fields(self.model)
+            if masking.can_see(actor, self._table, item.name)
+        ]
+
+    async def _read(self, settings: Settings, data: bytes, file_name: str) -> Table:
+        """The file's rows (`BadFile` when it cannot be read), parsed off the event loop."""
+        limits = ImportLimits.from_settings(settings)
+        table: Table = await run_in_threadpool(read_table, data, filename=file_name, limits=limits)
+        return table
+
+
+def shown_file_name(name: str) -> str:
+    """The user's file name as it is shown and audited: no folders, no control characters, not too long."""
+    base = PureWindowsPath(name).name  # browsers may send "C:\\fakepath\\x.csv"; this takes "/" as well
+    printable = "".join(character for character in base if character.isprintable()).strip()
+    if len(printable) > MAX_FILE_NAME:
+        suffix = PureWindowsPath(printable).suffix[:10]
+        printable = printable[: MAX_FILE_NAME - len(suffix) - 1] + "…" + suffix
+    return printable or "upload"
+
+
+def _hint(model: type[Any], item: ExchangeField) -> str:
+    if item.kind == "id":
+        return "A record's ID, when rows are matched by ID; empty for a new record."
+    if item.target is None:
+        column = sa_inspect(model).columns.get(item.name)
+        kind = getattr(column, "type", None)
+        if isinstance(kind, SAEnum) and kind.enum_class is not None:
+            return "One of: " + ", ".join(str(member.value) for member in kind.enum_class) + "."
+        return ""
+    noun = str(item.target.__tablename__).replace("_", " ")
+    named_by = "ID" if item.target_key == "id" else item.target_key.replace("_", " ")
+    if item.kind == "references":
+        return f"Each {noun}'s {named_by}, separated by commas."
+    return f"The {noun}'s {named_by}."
+
+
+def _store(settings: Settings) -> UploadStore:
+    return UploadStore(settings.job_files_dir / "uploads")
+
+
+def _user_id(request: Request) -> int:
+    user_id = current_actor(request).user_id
+    if user_id is None:  # the routes require a signed-in user; this keeps an upload bound to one
+        raise HTTPException(status_code=403)
+    return user_id
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
