@@ -25,6 +25,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from admin.auth import SESSION_COOKIE
 from admin.errors import error_response
 from admin.imports import takes_file, too_big, upload_body_limit
 from backend.config import Settings
@@ -34,6 +35,9 @@ MESSAGE = "The request holds a NUL character (%00), which no field accepts. Remo
 FILE_MESSAGE = "This admin takes no files, and a form sent one. Send the form from its page and try again."
 FORM_CONTENT_TYPE = b"application/x-www-form-urlencoded"
 MULTIPART_CONTENT_TYPE = b"multipart/form-data"
+# Every form here but the import upload is a few kilobytes; a larger body is refused, never buffered.
+FORM_BODY_LIMIT = 1024 * 1024
+FORM_TOO_BIG = "The form is larger than any form of this admin takes (1 MB). Send it from its page."
 
 
 def has_nul(encoded: str) -> bool:
@@ -60,10 +64,15 @@ class NulGuardMiddleware:
         if not content_type.startswith((FORM_CONTENT_TYPE, MULTIPART_CONTENT_TYPE)):
             await self.app(scope, receive, send)
             return
-        # The import upload's settings: its body is capped, and it alone may carry a file.
-        upload = _settings(scope) if takes_file(_app_path(scope)) else None
+        # The import upload's settings: its body is capped, and it alone may carry a file. Someone with
+        # no session cookie at all is not signed in: their body is held to the small forms' cap.
+        signed_in = SESSION_COOKIE.encode() in headers.get(b"cookie", b"")
+        upload = _settings(scope) if signed_in and takes_file(_app_path(scope)) else None
         if upload is not None and _declared_length(headers) > upload_body_limit(upload):
             await self._refuse(scope, receive, send, too_big(upload), status=413)
+            return
+        if upload is None and _declared_length(headers) > FORM_BODY_LIMIT:
+            await self._refuse(scope, receive, send, FORM_TOO_BIG, status=413)
             return
         # A form is read whole here (the view would read it whole anyway) and replayed.
         chunks: list[bytes] = []
@@ -77,9 +86,13 @@ class NulGuardMiddleware:
             if upload is not None and size > upload_body_limit(upload):
                 await self._refuse(scope, receive, send, too_big(upload), status=413)
                 return
+            if upload is None and size > FORM_BODY_LIMIT:
+                await self._refuse(scope, receive, send, FORM_TOO_BIG, status=413)
+                return
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        del chunks  # the joined body is the one copy kept
         if content_type.startswith(FORM_CONTENT_TYPE):
             problem = MESSAGE if has_nul(body.decode("latin-1")) else None
         else:

@@ -3,13 +3,16 @@
     ./dev bench                      # 1,000,000 products, 100 requests per page
     ./dev bench --products 200000 --requests 30 --json bench/results.json
     ./dev bench --right-after-seed   # no VACUUM ANALYZE between the seed and the measurements
+    ./dev bench --products 5000 --import-rows 2000 --only import   # a quick check of the import section
 
 It creates a throwaway database on the PostgreSQL server of BENCH_DATABASE_URL
 (default: the local server), seeds it through `manage.py seed --products`, times
 a raw COPY of the same rows into a table of the same shape, starts the admin
-with uvicorn (one worker) and a stock SQLAdmin app over the same data, and
-prints one table (and writes JSON). Figures are ratios taken in this run: the
-machine is shared and noisy, so absolute times alone mean little.
+with uvicorn (one worker) and a stock SQLAdmin app over the same data, times
+an import of new products from a CSV file through the services (read,
+preview, confirm) against a raw COPY of the same rows, and prints one table
+(and writes JSON). Figures are ratios taken in this run: the machine is shared
+and noisy, so absolute times alone mean little.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import csv
+import io
 import json
 import os
 import re
@@ -25,8 +30,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +43,20 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from admin.keyset import encode_cursor  # noqa: E402
+from backend.auth.actor import Actor  # noqa: E402
+from backend.config import load_settings  # noqa: E402
+from backend.db.session import Database  # noqa: E402
+from backend.db.uow import unit_of_work  # noqa: E402
+from backend.models import Product, Tag  # noqa: E402
 from backend.services.bulk_seed import BULK_COLUMNS, bulk_product_rows  # noqa: E402
+from backend.services.exchange.importing import (  # noqa: E402
+    ImportReport,
+    confirm_import,
+    file_hash,
+    preview_import,
+)
+from backend.services.exchange.reading import ImportLimits, read_table  # noqa: E402
+from backend.services.registry import service_for  # noqa: E402
 from tests.serving import ServerDidNotStart, running_server  # noqa: E402
 
 PASSWORD = "bench-password-1234"
@@ -59,8 +78,21 @@ def main() -> int:
         help="measure right after the seed, without the VACUUM ANALYZE autovacuum would run later "
         "(the seed's own ANALYZE is all the planner gets, as in a bulk-load window)",
     )
+    parser.add_argument(
+        "--import-rows",
+        type=int,
+        default=100_000,
+        help="new products in the imported CSV file (at most --products)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("import",),
+        help="after the seed, measure only this section (the pages, export and stock SQLAdmin are skipped)",
+    )
     parser.add_argument("--json", default=str(REPO / "bench" / "results.json"))
     args = parser.parse_args()
+    if args.products < 1 or args.import_rows < 1:
+        parser.error("--products and --import-rows must be positive")
     server = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     name = f"custodian_bench_{uuid.uuid4().hex[:8]}"
     results: dict[str, Any] = {
@@ -84,13 +116,20 @@ def main() -> int:
         results["right_after_seed"] = args.right_after_seed
         if not args.right_after_seed:
             asyncio.run(_sql(url, "VACUUM ANALYZE"))  # what autovacuum does in production
-        targets = asyncio.run(_targets(url, args.products))
-        results["raw_search"] = asyncio.run(_raw_search(url, args.baseline_requests))
-        with _server(env, "admin.app:create_app_from_environment") as base:
-            results["custodian"] = _measure_custodian(base, targets, args.requests)
-            results["export"] = _measure_export(base, url)
-        with _server(env, "bench.stock_sqladmin:create_app") as base:
-            results["stock_sqladmin"] = _measure_stock(base, targets, args.baseline_requests)
+        if args.only is None:
+            targets = asyncio.run(_targets(url, args.products))
+            results["raw_search"] = asyncio.run(_raw_search(url, args.baseline_requests))
+            with _server(env, "admin.app:create_app_from_environment") as base:
+                results["custodian"] = _measure_custodian(base, targets, args.requests)
+                results["export"] = _measure_export(base, url)
+            with _server(env, "bench.stock_sqladmin:create_app") as base:
+                results["stock_sqladmin"] = _measure_stock(base, targets, args.baseline_requests)
+        # Last, so that nothing has to be undone: the imported products, their tags and their audit
+        # entries would otherwise change what the pages and the export above read (and deleting them
+        # would leave dead rows behind); the database is dropped right after.
+        results["import"] = asyncio.run(
+            _measure_import(env["DATABASE_URL"], url, min(args.import_rows, args.products))
+        )
     finally:
         asyncio.run(_admin_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     _report(results)
@@ -430,15 +469,185 @@ async def _copy_floor(url: str) -> dict[str, float]:
     return {"rows": rows, "total_s": elapsed}
 
 
+# Import ---------------------------------------------------------------------------------
+
+# Issue 12's floors for an import of 100,000 products from CSV with validation and per-row audit.
+IMPORT_TARGETS = {"confirm": 5_000, "preview": 20_000}  # rows/s
+IMPORT_FILE = "bench-products.csv"
+IMPORT_HEADERS = ("SKU", "Name", "Description", "Price", "Stock", "Status", "Category", "Tags")
+IMPORT_TAGS = ("bench-import-new", "bench-import-sale", "bench-import-bulk")
+IMPORT_FLOOR_COLUMNS = ("sku", "name", "description", "price", "stock", "status", "category_id")
+
+
+def _import_rows(count: int, slugs: Sequence[str]) -> list[tuple[str, ...]]:
+    """`count` new products as a file gives them: unique SKUs, a bench category by slug, one or two tags."""
+    return [
+        (
+            f"IMPORT-{n:08d}",
+            f"Imported product {n}",
+            "Imported by the bench" if n % 2 else "",
+            f"{n % 9_000 + 1}.{n % 100:02d}",
+            str(n % 500),
+            "draft" if n % 4 == 0 else "active",
+            slugs[n % len(slugs)],
+            IMPORT_TAGS[n % 3] if n % 2 else f"{IMPORT_TAGS[n % 3]}, {IMPORT_TAGS[(n + 1) % 3]}",
+        )
+        for n in range(1, count + 1)
+    ]
+
+
+def _csv_file(rows: Sequence[tuple[str, ...]]) -> bytes:
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(IMPORT_HEADERS)
+    writer.writerows(rows)
+    return text.getvalue().encode()
+
+
+@contextmanager
+def _stopwatch(into: dict[str, Any], rows: int) -> Iterator[None]:
+    """Wall time, rows/s and this process's CPU time (the services run here; PostgreSQL's is not counted)."""
+    cpu, started = time.process_time(), time.perf_counter()
+    yield
+    elapsed = time.perf_counter() - started
+    into.update(total_s=elapsed, rows_per_s=rows / elapsed, bench_cpu_s=time.process_time() - cpu)
+
+
+def _expect(report: ImportReport, status: str, rows: int, step: str) -> None:
+    """Stop the bench when a step did not do what it measures (a bench of failing rows proves nothing)."""
+    if report.totals[status] == rows:
+        return
+    errors = [f"row {row.number}: {row.errors}" for row in report.error_rows[:3]]
+    raise SystemExit(f"import {step}: expected {rows:,} {status} rows, got {report.totals}; {errors}")
+
+
+async def _measure_import(database_url: str, url: str, count: int) -> dict[str, Any]:
+    """A CSV file of `count` new products through the services as the system actor, and COPY of its rows.
+
+    Read (`read_table`), preview (all rows new), confirm with its commit (every row validated,
+    written and audited), a second preview of the same file (every row unchanged), each timed
+    on its own; the floor is COPY of the same rows into a table of the product's shape.
+    """
+    database = Database(load_settings(database_url=database_url, environment="development"))
+    actor = Actor.system("bench")
+    try:
+        categories = await _sql(
+            url, "SELECT id, slug FROM category WHERE slug LIKE 'bench-%' AND deleted_at IS NULL ORDER BY id"
+        )
+        category_ids = {category["slug"]: category["id"] for category in categories}
+        async with unit_of_work(database, actor) as uow:
+            for name in IMPORT_TAGS:
+                await service_for(Tag)(uow).create({"name": name})
+            await uow.commit()
+        rows = _import_rows(count, list(category_ids))
+        data = _csv_file(rows)
+        digest = file_hash(data)
+        settings = database.settings
+        # The checks cost the same whatever the limits: these only let a larger --import-rows through.
+        limits = ImportLimits(
+            max_bytes=max(settings.import_max_bytes, len(data)),
+            max_rows=max(settings.import_max_rows, count),
+            max_cell_chars=settings.import_max_cell_chars,
+        )
+        measured: dict[str, Any] = {"rows": count, "bytes": len(data), "targets_rows_per_s": IMPORT_TARGETS}
+
+        measured["read"] = {}
+        with _stopwatch(measured["read"], count):
+            table = read_table(data, filename=IMPORT_FILE, limits=limits)
+        if len(table.rows) != count:
+            raise SystemExit(f"import read: expected {count:,} rows, read {len(table.rows):,}")
+
+        async def preview() -> ImportReport:
+            async with unit_of_work(database, actor) as uow:
+                return await preview_import(uow, Product, table, file_name=IMPORT_FILE, file_hash=digest)
+
+        async def confirm() -> ImportReport:
+            async with unit_of_work(database, actor) as uow:
+                report = await confirm_import(
+                    uow, Product, table, file_name=IMPORT_FILE, file_hash=digest, expected_hash=digest
+                )
+                await uow.commit()
+                return report
+
+        steps: tuple[tuple[str, Callable[[], Awaitable[ImportReport]], str], ...] = (
+            ("preview", preview, "new"),
+            ("confirm", confirm, "new"),
+            ("preview_unchanged", preview, "unchanged"),
+        )
+        for step, work, status in steps:
+            measured[step] = {}
+            with _stopwatch(measured[step], count):
+                report = await work()
+            _expect(report, status, count, step)
+            print(f"  import {step}: {measured[step]['rows_per_s']:,.0f} rows/s", flush=True)
+            if step == "confirm":
+                audited = await _sql(
+                    url, "SELECT count(*) AS n FROM audit_entry WHERE import_id = $1", report.import_id
+                )
+                measured["audit_entries"] = audited[0]["n"]  # one per product, and one for the file
+        records = [
+            (sku, name, description, Decimal(price), int(stock), status, category_ids[slug])
+            for sku, name, description, price, stock, status, slug, _tags in rows
+        ]
+        measured["copy"] = await _import_copy_floor(url, records)
+    finally:
+        await database.dispose()
+    copy_rate = measured["copy"]["rows_per_s"]
+    for step in ("read", "preview", "confirm", "preview_unchanged"):
+        measured[step]["ratio_to_copy"] = measured[step]["rows_per_s"] / copy_rate
+    measured["read_and_confirm_rows_per_s"] = count / (
+        measured["read"]["total_s"] + measured["confirm"]["total_s"]
+    )
+    measured["targets_met"] = {
+        "confirm": measured["confirm"]["rows_per_s"] >= IMPORT_TARGETS["confirm"],
+        "preview": measured["preview"]["rows_per_s"] >= IMPORT_TARGETS["preview"],
+        "preview_unchanged": measured["preview_unchanged"]["rows_per_s"] >= IMPORT_TARGETS["preview"],
+    }
+    return measured
+
+
+async def _import_copy_floor(url: str, records: list[tuple[Any, ...]]) -> dict[str, float]:
+    """`COPY ... FROM STDIN` of the imported rows (category ids resolved beforehand) into a scratch copy
+    of the product table, indexes and constraints included; dropped after."""
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("CREATE TABLE product_import_floor (LIKE product INCLUDING ALL)")
+        try:
+            started = time.perf_counter()
+            async with connection.transaction():
+                await connection.copy_records_to_table(
+                    "product_import_floor", records=records, columns=list(IMPORT_FLOOR_COLUMNS)
+                )
+            elapsed = time.perf_counter() - started
+        finally:
+            await connection.execute("DROP TABLE product_import_floor")
+    finally:
+        await connection.close()
+    return {"total_s": elapsed, "rows_per_s": len(records) / elapsed}
+
+
 # Report ---------------------------------------------------------------------------------
 
 
 def _report(results: dict[str, Any]) -> None:
-    ours, stock = results["custodian"], results["stock_sqladmin"]
     when = "after VACUUM ANALYZE"
     if results["right_after_seed"]:
         when = "right after the seed (its own ANALYZE only)"
     print(f"\nCustodian benchmark, {results['products']:,} products, {when}, {results['date']}")
+    if "custodian" in results:  # not with --only
+        _report_pages(results)
+    seed = results["seed"]
+    print(
+        f"seed: {seed['seed_rows_per_s']:,.0f} rows/s; raw COPY of the same rows: "
+        f"{seed['raw_copy_rows_per_s']:,.0f} rows/s; ratio {seed['ratio']:.2f}"
+    )
+    if "export" in results:
+        _report_export(results["export"])
+    _report_import(results["import"])
+
+
+def _report_pages(results: dict[str, Any]) -> None:
+    ours, stock = results["custodian"], results["stock_sqladmin"]
     columns = (
         ("median ms", 10),
         ("p95 ms", 9),
@@ -466,12 +675,10 @@ def _report(results: dict[str, Any]) -> None:
         f"{unindexed / search:.1f}x faster "
         f"(with our trigram index the same raw SQL takes {raw['median_ms_with_indexes']:.0f} ms)"
     )
-    seed = results["seed"]
-    print(
-        f"seed: {seed['seed_rows_per_s']:,.0f} rows/s; raw COPY of the same rows: "
-        f"{seed['raw_copy_rows_per_s']:,.0f} rows/s; ratio {seed['ratio']:.2f}"
-    )
-    csv_export, xlsx_export = results["export"]["csv"], results["export"]["xlsx"]
+
+
+def _report_export(export: dict[str, Any]) -> None:
+    csv_export, xlsx_export = export["csv"], export["xlsx"]
     print(
         f"export CSV: {csv_export['rows']:,} rows in {csv_export['total_s']:.1f} s, "
         f"{csv_export['rows_per_s']:,.0f} rows/s, first byte {csv_export['first_byte_s']:.2f} s, "
@@ -483,6 +690,35 @@ def _report(results: dict[str, Any]) -> None:
         f"export XLSX: {xlsx_export['rows_per_s']:,.0f} rows/s, {xlsx_export['total_s']:.1f} s, "
         f"first byte {xlsx_export['first_byte_s']:.2f} s, peak RSS {xlsx_export['peak_rss_mb']:.0f} MB, "
         f"server CPU {xlsx_export['server_cpu_s']:.1f} s"
+    )
+
+
+def _report_import(measured: dict[str, Any]) -> None:
+    copy = measured["copy"]["rows_per_s"]
+    print(
+        f"import of {measured['rows']:,} new products from CSV ({measured['bytes'] / 2**20:.1f} MB) as the "
+        f"system actor; COPY of the same rows into a product-shaped table: {copy:,.0f} rows/s"
+    )
+    print(f"  {'step':<30}{'rows/s':>10}{'s':>8}{'CPU s':>8}{'/ COPY':>8}  target")
+    steps = (
+        ("read (read_table)", "read", None),
+        ("preview, all rows new", "preview", "preview"),
+        ("confirm with its commit", "confirm", "confirm"),
+        ("preview again, all unchanged", "preview_unchanged", "preview"),
+    )
+    for label, step, target in steps:
+        row = measured[step]
+        verdict = ""
+        if target is not None:
+            met = measured["targets_met"][step]
+            verdict = f"{measured['targets_rows_per_s'][target]:,}: {'met' if met else 'NOT met'}"
+        print(
+            f"  {label:<30}{row['rows_per_s']:>10,.0f}{row['total_s']:>8.2f}{row['bench_cpu_s']:>8.2f}"
+            f"{row['ratio_to_copy']:>8.3f}  {verdict}"
+        )
+    print(
+        f"  read + confirm: {measured['read_and_confirm_rows_per_s']:,.0f} rows/s; "
+        f"audit entries of the import: {measured['audit_entries']:,}"
     )
 
 

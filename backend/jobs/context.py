@@ -91,7 +91,9 @@ class JobRun:
             "report": report,
         }
         if uow is not None:
-            await uow.repo(JobRepository).finish(self.job.id, values)
+            if not await uow.repo(JobRepository).finish(self.job.id, values):
+                # Failed as stalled meanwhile: its writes must not land under "nothing was written".
+                raise AppError("This job was stopped while it ran; nothing was written. Retry it.")
         else:
             async with unit_of_work(self.database, self.owner, audit=False) as own:
                 await own.repo(JobRepository).finish(self.job.id, values)

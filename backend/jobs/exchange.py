@@ -10,6 +10,7 @@ written, and a job is never "done" without its rows (nor the reverse).
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import AsyncIterator
 from datetime import date, datetime
@@ -60,8 +61,13 @@ async def run_import(run: JobRun, job: Job) -> None:
     params = job.params
     data = await files.read_upload(run.settings, job)
     file_name = str(params.get("file_name") or f"upload.{job.format}")
-    table = read_table(
-        data, filename=file_name, limits=ImportLimits.from_settings(run.settings), format=job.format
+    # In a thread: a large workbook takes openpyxl seconds, which must not stop the worker's heartbeat.
+    table = await asyncio.to_thread(
+        read_table,
+        data,
+        filename=file_name,
+        limits=ImportLimits.from_settings(run.settings),
+        format=job.format,
     )
     await run.progress(0, len(table.rows))
     async with unit_of_work(run.database, run.owner) as uow:

@@ -306,7 +306,7 @@ async def test_list_and_audit_exports_neutralise_formulas_in_any_form(
         await uow.commit()
     stored = (await session.execute(select(Product.name).where(Product.sku.like("FORMULA-%")))).scalars()
     rows = await _csv(auditor, "/admin/product/export/csv?search=FORMULA-")
-    assert sorted(row["name"] for row in rows) == sorted("'" + name for name in stored)
+    assert sorted(row["Name"] for row in rows) == sorted("'" + name for name in stored)
 
     anonymous = await new_client(signed_in=False)
     for formula in FORMULAS:

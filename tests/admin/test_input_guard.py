@@ -124,3 +124,22 @@ async def test_a_file_in_a_form_field_is_a_bad_request_and_writes_nothing(
     session.expire_all()
     assert await session.scalar(select(Product.name).where(Product.id == pk)) == "Untouched"
     assert await session.scalar(select(func.count()).where(Product.sku == "FILE-1")) == 0
+
+
+async def test_a_form_body_over_the_forms_cap_is_refused_unread(new_client: ClientFactory) -> None:
+    client = await new_client(superuser=True)
+    token = await page_token(client, "/admin/tag/create")
+    response = await client.post("/admin/tag/create", data={"csrf_token": token, "name": "x" * (1024 * 1024)})
+    assert response.status_code == 413 and "larger than any form of this admin takes" in response.text
+
+
+async def test_an_upload_without_a_session_is_held_to_the_small_forms_rules(
+    new_client: ClientFactory,
+) -> None:
+    client = await new_client(signed_in=False)
+    response = await client.post(
+        "/admin/product/import/upload",
+        data={"key": "sku"},
+        files={"file": ("a.csv", b"SKU\nA\n", "text/csv")},
+    )
+    assert response.status_code == 400 and "takes no files" in response.text

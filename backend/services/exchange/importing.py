@@ -387,19 +387,24 @@ class _ImportRun:
             return
         repo = self.uow.repo(target)
         by_name: dict[str, Any] = {}
-        for chunk in _chunks(sorted(names), LOOKUP_CHUNK):
-            conditions = []
-            if item.target_key != "id":
-                conditions.append(getattr(target, item.target_key).in_(chunk))
-            ids = [int(name) for name in chunk if is_id_text(name)]
-            if ids:
-                conditions.append(target.id.in_(ids))
-            if not conditions:
-                continue
-            for obj in (await self.uow.session.execute(repo.select().where(or_(*conditions)))).scalars():
+        # Live records first; then, for names still unknown, records in the trash: a product keeps a
+        # deleted tag it holds (its export names it), and the service's rules refuse a new reference.
+        for include_deleted in (False, True):
+            unknown = sorted(names - by_name.keys())
+            for chunk in _chunks(unknown, LOOKUP_CHUNK):
+                conditions = []
                 if item.target_key != "id":
-                    by_name.setdefault(str(getattr(obj, item.target_key)), obj)
-                by_name.setdefault(str(obj.id), obj)
+                    conditions.append(getattr(target, item.target_key).in_(chunk))
+                ids = [int(name) for name in chunk if is_id_text(name)]
+                if ids:
+                    conditions.append(target.id.in_(ids))
+                if not conditions:
+                    continue
+                stmt = repo.select(include_deleted=include_deleted).where(or_(*conditions))
+                for obj in (await self.uow.session.execute(stmt)).scalars():
+                    if item.target_key != "id":
+                        by_name.setdefault(str(getattr(obj, item.target_key)), obj)
+                    by_name.setdefault(str(obj.id), obj)
         self._related.extend(by_name.values())
         shown = self._related_names.setdefault(item.name, {})
         for obj in by_name.values():

@@ -22,6 +22,7 @@ from backend.services.exchange.reading_rows import (
     TableBuilder,
     number_text,
     quoted,
+    refuse_width,
 )
 
 _CELL_VALUES = "a cell holds text, a number, true or false, or a list of those"
@@ -48,6 +49,7 @@ def read_json(text: str, limits: ImportLimits, *, notes: Sequence[str] = ()) -> 
         for key in item:
             if key not in keys:
                 keys[key] = None
+                refuse_width(len(keys))
     check_characters = _UNSTORABLE_ESCAPE.search(text) is not None
     builder = TableBuilder("json", limits, notes=notes, check_characters=check_characters)
     builder.set_headers(0, [key.strip() or None for key in keys])

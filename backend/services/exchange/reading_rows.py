@@ -32,6 +32,18 @@ _MAX_SPELLED_DIGITS = 100
 # JSON's \u escapes can spell them; XML cannot, but a workbook is checked too (cheap next to parsing it).
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 NOT_A_LIST = "A JSON import is a list of objects, one per row."
+# No model has this many fields; a wider file is refused before its rows are padded out to its width
+# (a tiny file of many headers would otherwise cost memory as headers x rows).
+MAX_COLUMNS = 1_000
+
+
+def refuse_width(columns: int) -> None:
+    """`BadFile` for a file with more columns (or JSON keys) than any model could take."""
+    if columns > MAX_COLUMNS:
+        raise BadFile(
+            f"The file has {columns:,} columns; an import takes at most {MAX_COLUMNS:,}: "
+            "keep only the columns of the records you import."
+        )
 
 
 class BadFile(AppError):
@@ -150,6 +162,7 @@ class TableBuilder:
 
     def set_headers(self, number: int, cells: list[Cell]) -> None:
         """Take `cells` as the header (`add` does so with the first record that is not blank)."""
+        refuse_width(len(cells))
         self._check_cells(number, cells, header=True)
         headers = [cell if isinstance(cell, str) else None for cell in cells]
         # A sheet's trailing blank headers are formatting; a blank JSON key is written on purpose.

@@ -765,3 +765,15 @@ def test_reading_leaves_the_cycle_collector_as_it_found_it() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("wide.csv", (",".join(f"h{i}" for i in range(1_001)) + "\n" + "x\n" * 10).encode()),
+        ("wide.json", json.dumps([{f"k{i}": "x"} for i in range(1_001)]).encode()),
+    ],
+)
+def test_a_file_wider_than_any_model_is_refused_before_its_rows_are_padded(name: str, data: bytes) -> None:
+    with pytest.raises(BadFile, match="1,001 columns; an import takes at most 1,000"):
+        read_table(data, filename=name, limits=LIMITS)

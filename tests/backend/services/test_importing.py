@@ -202,3 +202,20 @@ async def test_personal_data_an_actor_may_not_see_is_not_imported(
         report = await preview_import(uow, Customer, rows)
     # Without view_pii the email column cannot even match rows: it is left out, so rows match by id.
     assert report.ignored_headers == ["Email", "Phone"] and report.match_by == "id"
+
+
+async def test_a_tag_in_the_trash_that_a_product_keeps_reads_back_unchanged(
+    system_uow: UnitOfWork, session: AsyncSession
+) -> None:
+    category, red, blue, product = await catalog(session)
+    await session.refresh(product, ["tags"])
+    product.tags = [red, blue]
+    await session.flush()
+    red.deleted_at = product.created_at  # in the trash, still on the product (as the service allows)
+    await session.flush()
+    tags = f"{blue.name}, {red.name}"
+    rows = table(PRODUCT_HEADERS, [product.sku, product.name, "5", "3", "active", category.slug, tags])
+
+    report = await preview_import(system_uow, Product, rows, file_name="p.csv", file_hash="h")
+
+    assert [row.status for row in report.rows] == ["unchanged"], report.rows
