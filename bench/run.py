@@ -584,7 +584,11 @@ async def _measure_import(database_url: str, url: str, count: int) -> dict[str, 
                 audited = await _sql(
                     url, "SELECT count(*) AS n FROM audit_entry WHERE import_id = $1", report.import_id
                 )
-                measured["audit_entries"] = audited[0]["n"]  # one per product, and one for the file
+                measured["audit_entries"] = audited[0]["n"]
+                if measured["audit_entries"] != count + 1:  # one per product, and one for the file
+                    raise SystemExit(
+                        f"import confirm: {measured['audit_entries']:,} audit entries for {count:,} products"
+                    )
         records = [
             (sku, name, description, Decimal(price), int(stock), status, category_ids[slug])
             for sku, name, description, price, stock, status, slug, _tags in rows

@@ -28,7 +28,7 @@ BUSINESS = "business"
 
 BUILTIN_ROLES = {
     "manager": "Runs the back office: everything on business data, restore included, but no purge.",
-    "editor": "Maintains the catalog: view, add and change catalog records; view other business data.",
+    "editor": "Maintains the catalog: view, add, change and import its records; view other business data.",
     "viewer": "Reads business data; no changes, no export.",
     "auditor": "Reviews everything, deleted records and the audit log included; exports; no changes.",
 }

@@ -4,7 +4,7 @@ A bulk load (COPY) or bulk delete leaves the query planner's row counts and
 value distributions describing the table as it was. Autovacuum catches up
 eventually, or never where it is turned off, and until then the planner picks
 slow plans (seconds instead of milliseconds on a million products). Every bulk
-path (seed, purge; import and fixtures later) ends by calling `analyze`.
+path (seed, purge, an import or fixture of 1,000 rows or more) ends by calling `analyze`.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from tests.factories import make_user
 from tests.serving import running_server
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.exclusive]
 
 
 def _cluster(action: str) -> None:

@@ -158,7 +158,12 @@ def test_permissions_are_generated_and_granted_by_policy(
         assert f"supplier.{action}" in roles_page.text
     granted = _role_permissions(manage(project.tree, project.env, "roles", "list"))
     supplier = {role: {p for p in perms if p.startswith("supplier.")} for role, perms in granted.items()}
-    assert supplier["editor"] == {"supplier.view", "supplier.add", "supplier.change"}  # a catalog model
+    assert supplier["editor"] == {
+        "supplier.view",
+        "supplier.add",
+        "supplier.change",
+        "supplier.import",
+    }  # a catalog model
     assert supplier["viewer"] == {"supplier.view"}
     assert "supplier.view_pii" in supplier["manager"] and "supplier.purge" not in supplier["manager"]
 

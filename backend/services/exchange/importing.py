@@ -57,6 +57,7 @@ Progress = Callable[[int, int], Awaitable[None] | None]
 BATCH = 500
 LOOKUP_CHUNK = 1000  # keys per IN (...) query: well under every database's parameter limit
 MAX_LISTED_ROWS = 10  # rows named in a file-level message (duplicate keys)
+ANALYZE_AFTER_ROWS = 1_000  # a confirm writing this many rows refreshes the table's planner statistics
 
 
 class FileRefused(ValidationFailed):
@@ -183,6 +184,10 @@ async def confirm_import(
         )
     )
     await uow.session.flush()
+    if totals["new"] + totals["changed"] >= ANALYZE_AFTER_ROWS:
+        # A bulk write: the planner's statistics must describe the table as it is now (statistics.py),
+        # or the next lookups by key pick a trigram index scan and take seconds.
+        await run.service.repo.analyze()
     report.written = True
     return report
 
