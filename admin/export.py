@@ -24,7 +24,8 @@ from admin.keyset import POSITION_PARAMS
 from admin.listing import KeysetListing
 from admin.requests import request_uow
 from backend.services.exchange.exporting import export_headers, export_rows, started
-from backend.services.exchange.writing import FORMATS, MEDIA_TYPES, encode, export_filename
+from backend.services.exchange.reading import FORMATS
+from backend.services.exchange.writing import MEDIA_TYPES, encode, export_filename
 
 
 class FileExport(KeysetListing):

@@ -42,7 +42,13 @@ from backend.errors import Conflict, PermissionDenied, ValidationFailed
 from backend.jobs.service import JobService, runs_as_job
 from backend.services import masking
 from backend.services.exchange.fields import ExchangeField, exchange_fields, natural_key
-from backend.services.exchange.importing import ImportReport, confirm_import, file_hash, preview_import
+from backend.services.exchange.importing import (
+    FILE_CHANGED,
+    ImportReport,
+    confirm_import,
+    file_hash,
+    preview_import,
+)
 from backend.services.exchange.reading import BadFile, ImportLimits, Table, read_table
 
 UPLOAD_PATH = "/import/upload"  # under /admin/<identity>
@@ -226,10 +232,7 @@ class FileImport(ModelView):
         """Queue the import for `manage.py worker` and show its page, where progress and the report appear."""
         info = claimed.info
         if expected_hash != file_hash(claimed.data):
-            raise Conflict(
-                "The file is not the one that was previewed (its contents changed). "
-                "Nothing was imported; preview it again."
-            )
+            raise Conflict(FILE_CHANGED)
         job = await JobService(database_of(request)).submit(
             current_actor(request),
             kind="import",

@@ -28,9 +28,9 @@ from backend.services.exchange.importing import (
     file_hash,
     preview_import,
 )
-from backend.services.exchange.reading import BadFile, Cell, ImportLimits, read_table
+from backend.services.exchange.reading import FORMATS, BadFile, Cell, ImportLimits, read_table
 from backend.services.exchange.selection import count_matching, filter_criteria, model_named, records
-from backend.services.exchange.writing import FORMATS, encode
+from backend.services.exchange.writing import encode
 
 TICK_ROWS = 1000  # rows between two moves of the progress bar
 

@@ -30,7 +30,7 @@ from backend.jobs.runner import BOOKKEEPER, run_job
 from backend.jobs.store import UNFINISHED, JobRepository
 from backend.models.jobs import Job, JobKind, JobStatus
 from backend.services.exchange.importing import file_hash
-from backend.services.exchange.writing import FORMATS
+from backend.services.exchange.reading import FORMATS
 from backend.services.registry import service_for
 
 logger = logging.getLogger(__name__)

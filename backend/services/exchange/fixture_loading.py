@@ -47,6 +47,7 @@ from backend.services.exchange.importing import (
     RowOutcome,
     confirm_import,
     preview_import,
+    tally,
 )
 from backend.services.exchange.reading import Cell, Table
 from backend.services.registry import service_for
@@ -64,10 +65,7 @@ class ModelLoad:
 
     @property
     def totals(self) -> dict[str, int]:
-        counts = dict.fromkeys(("new", "changed", "unchanged", "error"), 0)
-        for row in self.rows:
-            counts[row.status] += 1
-        return counts
+        return tally(self.rows)
 
     @property
     def error_rows(self) -> list[RowOutcome]:

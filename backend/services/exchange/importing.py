@@ -92,14 +92,25 @@ class ImportReport:
 
     @property
     def totals(self) -> dict[str, int]:
-        counts = dict.fromkeys(("new", "changed", "unchanged", "error"), 0)
-        for row in self.rows:
-            counts[row.status] += 1
-        return counts
+        return tally(self.rows)
 
     @property
     def error_rows(self) -> list[RowOutcome]:
         return [row for row in self.rows if row.status == "error"]
+
+
+def tally(rows: Iterable[RowOutcome]) -> dict[str, int]:
+    """How many rows are new, changed, unchanged and in error."""
+    counts = dict.fromkeys(("new", "changed", "unchanged", "error"), 0)
+    for row in rows:
+        counts[row.status] += 1
+    return counts
+
+
+FILE_CHANGED = (
+    "The file is not the one that was previewed (its contents changed). "
+    "Nothing was imported; preview it again."
+)
 
 
 def file_hash(data: bytes) -> str:
@@ -149,10 +160,7 @@ async def confirm_import(
     is the hash the preview saw: a different file is refused with `Conflict`.
     """
     if expected_hash is not None and expected_hash != file_hash:
-        raise Conflict(
-            "The file is not the one that was previewed (its contents changed). "
-            "Nothing was imported; preview it again."
-        )
+        raise Conflict(FILE_CHANGED)
     run = _ImportRun(uow, model, table, key=key, file_name=file_name, file_hash=file_hash, progress=progress)
     report = run.report
     report.import_id = str(uuid.uuid4())

@@ -28,9 +28,9 @@ from openpyxl import Workbook
 
 from backend.exports import spreadsheet_safe
 from backend.services.exchange.fields import LIST_SEPARATOR
+from backend.services.exchange.reading import FORMATS
 from backend.services.exchange.reading_rows import Cell  # one cell type for files in and out
 
-FORMATS = ("csv", "xlsx", "json")
 MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
