@@ -61,19 +61,32 @@ def event_entry(
 
 
 def _after_flush(session: Session, _context: UOWTransaction) -> None:
+    rows = _entries(session, created=session.new, updated=session.dirty, purged=session.deleted)
+    if rows:
+        session.connection().execute(insert(AuditEntry.__table__), rows)  # type: ignore[arg-type]  # mapped Table
+
+
+def inserted_entries(session: Session, objects: Iterable[Any]) -> list[dict[str, Any]]:
+    """The entries a flush would write for `objects`, new rows inserted without one (a repository's
+    set-based insert, backend/repositories/bulk.py); the caller inserts them in the same transaction."""
+    return _entries(session, created=objects)
+
+
+def _entries(
+    session: Session, *, created: Iterable[Any], updated: Iterable[Any] = (), purged: Iterable[Any] = ()
+) -> list[dict[str, Any]]:
     actor = session.info.get(ACTOR_KEY)
     if not isinstance(actor, Actor) or not session.info.get(AUDIT_ENABLED_KEY, True):
-        return
-    import_id = session.info.get(IMPORT_ID_KEY)
+        return []
     rows = [
-        *(_entry(actor, "create", obj, _created(obj)) for obj in _audited(session.new)),
-        *filter(None, (_update_entry(actor, obj) for obj in _audited(session.dirty))),
-        *(_entry(actor, "purge", obj, _purged(obj)) for obj in _audited(session.deleted)),
+        *(_entry(actor, "create", obj, _created(obj)) for obj in _audited(created)),
+        *filter(None, (_update_entry(actor, obj) for obj in _audited(updated))),
+        *(_entry(actor, "purge", obj, _purged(obj)) for obj in _audited(purged)),
     ]
-    if rows:
-        for row in rows:
-            row["import_id"] = import_id
-        session.connection().execute(insert(AuditEntry.__table__), rows)  # type: ignore[arg-type]  # mapped Table
+    import_id = session.info.get(IMPORT_ID_KEY)
+    for row in rows:
+        row["import_id"] = import_id
+    return rows
 
 
 def _audited(objects: Iterable[Any]) -> list[Any]:

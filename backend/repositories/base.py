@@ -17,8 +17,8 @@ from sqlalchemy.sql.schema import Table
 
 from backend.db.base import Base
 from backend.db.integrity import Violation, describe_violation
-from backend.db.statistics import analyze
-from backend.repositories.bulk import bulk_insert
+from backend.db.statistics import analyze, btree_lookups
+from backend.repositories.bulk import bulk_insert, insert_built
 
 ModelT = TypeVar("ModelT", bound=Base)
 ValueT = TypeVar("ValueT")
@@ -170,6 +170,29 @@ class Repository(Generic[ModelT]):
         stmt = stmt.order_by(*(order_by or (self._column("id"),))).limit(limit).offset(offset)
         return builtins.list((await self.session.execute(stmt)).scalars().all())
 
+    async def by_keys(
+        self,
+        name: str,
+        keys: Collection[object],
+        *,
+        include_deleted: bool = False,
+        options: Sequence[ORMOption] = (),
+        refresh: bool = False,
+    ) -> builtins.list[ModelT]:
+        """The rows whose column `name` (a unique key: id, SKU, slug) is among `keys`, found through its
+        btree index (see `btree_lookups`); for a batch of keys at a time, not thousands in one call.
+        `refresh` reloads rows the session holds already (after a rolled-back savepoint expired them)."""
+        if not keys:
+            return []
+        stmt = (
+            self.select(include_deleted=include_deleted)
+            .where(self._column(name).in_([*keys]))
+            .options(*options)
+            .execution_options(populate_existing=refresh)
+        )
+        async with btree_lookups(self.session):
+            return builtins.list((await self.session.execute(stmt)).scalars())
+
     async def values(
         self,
         attribute: InstrumentedAttribute[ValueT],
@@ -268,6 +291,11 @@ class Repository(Generic[ModelT]):
     async def delete(self, obj: ModelT) -> None:
         """Mark `obj` for a hard delete at the next flush (soft delete is a change of `deleted_at`)."""
         await self.session.delete(obj)
+
+    async def insert_built(self, objects: Sequence[ModelT]) -> builtins.list[ModelT]:
+        """Insert many new objects set-based, audited (see `bulk.insert_built`); returns those it left for
+        the session to add. Inside `savepoint()`, so a constraint failure becomes `IntegrityViolation`."""
+        return await insert_built(self.session, objects)
 
     async def add(self, obj: ModelT) -> ModelT:
         """Insert `obj` now; on a constraint failure it leaves the session again."""

@@ -29,7 +29,7 @@ from tests.jobs.conftest import new_actor
 
 pytestmark = pytest.mark.postgres
 
-ROWS = 3_000  # several progress reports (one per 500 rows) before the import can finish
+ROWS = 20_000  # many progress reports (one per 500 rows) before the import can finish, however fast it runs
 
 
 def worker_environment(database: Database) -> dict[str, str]:
