@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     # Where jobs keep their files (an import's upload, an export's result): never a web-served folder,
     # and the same folder for the web app and every worker.
     job_files_dir: Path = REPO_ROOT / "var" / "jobs"
+    # A finished job's upload and result are deleted this many days after it ended (`manage.py jobs
+    # cleanup`, and every worker hourly): they may hold personal data.
+    job_files_keep_days: int = Field(default=7, ge=1, le=3650)
     # How often a worker says it is alive; one silent for three times this is taken for dead.
     job_heartbeat_seconds: float = Field(default=10.0, gt=0, le=600)
 

@@ -68,7 +68,8 @@ def loaddata(file: Path) -> None:
     """Load a fixture from dumpdata through the services, in one transaction: every row or none.
 
     Rows are matched by natural key (by content for orders and their items),
-    so loading the same fixture twice changes nothing.
+    so loading the same fixture twice changes nothing. A fixture is a snapshot:
+    rows are restored as recorded (validated and audited, no stock taken again).
     """
     data = file.read_bytes()
     parts = read_fixture(data)

@@ -1,4 +1,5 @@
-"""`manage.py worker` runs queued jobs (PostgreSQL); `manage.py jobs list` shows them."""
+"""`manage.py worker` runs queued jobs (PostgreSQL); `manage.py jobs list` shows them, and
+`manage.py jobs cleanup` deletes the files of jobs finished long ago."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from backend.db import migrations
 from backend.db.errors import is_database_unavailable, unavailable
 from backend.db.session import Database
 from backend.errors import AppError
+from backend.jobs.cleanup import Cleaned, remove_expired_files
 from backend.jobs.progress import progress_of
 from backend.models.jobs import Job, JobStatus
 
@@ -107,6 +109,33 @@ async def _newest(settings: Settings, limit: int, statuses: tuple[JobStatus, ...
     try:
         try:
             return await JobService(database).newest(limit=limit, statuses=statuses)
+        except Exception as exc:
+            behind = await migrations.not_migrated(settings, database.engine)
+            if behind is not None:
+                raise behind from exc
+            if is_database_unavailable(exc):
+                raise unavailable(settings, exc) from exc
+            raise
+    finally:
+        await database.dispose()
+
+
+@jobs.command("cleanup")
+def cleanup() -> None:
+    """Delete the uploads and results of jobs finished more than JOB_FILES_KEEP_DAYS days ago."""
+    settings = current_settings()
+    cleaned = run(_cleanup(settings))
+    say(
+        f"Removed {cleaned} of jobs finished more than {settings.job_files_keep_days} days ago "
+        f"(JOB_FILES_KEEP_DAYS) from {settings.job_files_dir}."
+    )
+
+
+async def _cleanup(settings: Settings) -> Cleaned:
+    database = Database(settings)
+    try:
+        try:
+            return await remove_expired_files(database)
         except Exception as exc:
             behind = await migrations.not_migrated(settings, database.engine)
             if behind is not None:

@@ -11,6 +11,9 @@ failed, with `STALLED` as the reason, when a worker starts, every heartbeat
 interval while one runs, and whenever someone looks at a job that should be
 running; the job's transaction died with the worker, so nothing was written,
 and the job can be retried.
+
+Each long-running worker also queues, at most once an hour, the deletion of
+the files of jobs finished more than `JOB_FILES_KEEP_DAYS` ago (`cleanup`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from backend.config import Settings
 from backend.db.session import Database
 from backend.db.uow import unit_of_work
 from backend.errors import AppError, DatabaseUnavailable
+from backend.jobs.cleanup import remove_expired_files
 from backend.jobs.runner import BOOKKEEPER, run_job
 from backend.jobs.store import JobRepository
 from backend.models.jobs import JobStatus
@@ -38,6 +42,9 @@ from backend.models.jobs import JobStatus
 logger = logging.getLogger(__name__)
 
 RUN_JOB = "custodian.run_job"
+CLEAN_FILES = "custodian.clean_job_files"
+# Every hour on the hour; procrastinate defers one run per slot, however many workers run.
+CLEAN_FILES_CRON = "0 * * * *"
 QUEUE = "custodian"
 DATABASE_KEY = "custodian.database"  # the worker's `Database`, in each job's context
 STALLED = "The worker stopped while running this job; nothing was written."
@@ -81,7 +88,18 @@ def queue_app(settings: Settings, *, pool_size: int | None = None) -> App:
         )
     app = App(connector=connector)
     app.task(name=RUN_JOB, queue=QUEUE, pass_context=True)(_run_job_task)
+    # A queued run, at most one at a time: a worker that was down for hours does not run it again per hour.
+    app.task(name=CLEAN_FILES, queue=QUEUE, pass_context=True, queueing_lock=CLEAN_FILES)(_clean_files_task)
     return app
+
+
+def schedule_cleanup(app: App) -> None:
+    """Have `app`'s workers queue the expired job files' cleanup hourly (`cleanup.remove_expired_files`).
+
+    Only a long-running worker schedules it: a `--once` worker runs what is
+    queued now, and the web app and the CLI run no worker at all.
+    """
+    app.periodic(cron=CLEAN_FILES_CRON, periodic_id="hourly")(app.tasks[CLEAN_FILES])
 
 
 async def _run_job_task(context: JobContext, job_id: int) -> None:
@@ -89,6 +107,11 @@ async def _run_job_task(context: JobContext, job_id: int) -> None:
     job = await run_job(database, job_id, queue_job_id=context.job.id)
     if job is not None and job.status is JobStatus.FAILED:
         raise JobFailed(f"job {job_id}: {job.error}")
+
+
+async def _clean_files_task(context: JobContext, timestamp: int) -> None:
+    database: Database = context.additional_context[DATABASE_KEY]
+    await remove_expired_files(database)
 
 
 @contextlib.asynccontextmanager
@@ -161,6 +184,7 @@ async def run_worker(database: Database, *, concurrency: int, once: bool) -> Non
             if once:
                 await app.run_worker_async(**options)
                 return
+            schedule_cleanup(app)
             watcher = asyncio.create_task(_keep_failing_stalled(app, database))
             try:
                 await app.run_worker_async(**options)

@@ -13,13 +13,15 @@ from backend.models import Customer, Order, OrderItem, OrderStatus, Product, Pro
 from backend.schemas.orders import OrderCreate, OrderItemCreate, OrderItemUpdate, OrderUpdate
 from backend.services.base import CrudService
 from backend.services.catalog import ProductService
+from backend.services.restoring import is_restoring
 
 CLOSED = frozenset({OrderStatus.SHIPPED, OrderStatus.CANCELLED})
 
 
 async def orderable_product(service: CrudService[Any, Any, Any], product_id: int, *, field: str) -> Product:
+    """A live product that may be ordered now; restoring, an archived one too (archived since)."""
     product: Product = await service.live(Product, product_id, field=field, label="Product")
-    if product.status is ProductStatus.ARCHIVED:
+    if product.status is ProductStatus.ARCHIVED and not is_restoring(service.uow):
         raise ValidationFailed({field: [f"{product.sku} is archived and cannot be ordered."]})
     return product
 
@@ -31,7 +33,11 @@ async def recompute_total(service: CrudService[Any, Any, Any], order: Order) -> 
 
 
 class OrderService(CrudService[Order, OrderCreate, OrderUpdate]):
-    """Orders (needs `order.*`). Placing an order takes stock; cancelling gives it back."""
+    """Orders (needs `order.*`). Placing an order takes stock; cancelling gives it back.
+
+    Restoring a recorded state (`restoring.restoring`), stock is left as the products hold it, and
+    any status may be set, a cancelled order's too: the record is written as recorded.
+    """
 
     model = Order
     create_schema = OrderCreate
@@ -49,7 +55,8 @@ class OrderService(CrudService[Order, OrderCreate, OrderUpdate]):
         )
         for line in payload.items:
             product = await orderable_product(self, line.product_id, field="items")
-            await products.adjust_stock(product, -line.quantity)
+            if not is_restoring(self.uow):
+                await products.adjust_stock(product, -line.quantity)
             order.items.append(
                 OrderItem(product_id=product.id, quantity=line.quantity, unit_price=product.price)
             )
@@ -65,6 +72,9 @@ class OrderService(CrudService[Order, OrderCreate, OrderUpdate]):
         if "placed_at" in fields and payload.placed_at is not None:
             obj.placed_at = payload.placed_at
         if "status" in fields and payload.status is not None and payload.status != obj.status:
+            if is_restoring(self.uow):
+                obj.status = payload.status
+                return
             if obj.status is OrderStatus.CANCELLED:
                 raise ValidationFailed({"status": ["A cancelled order cannot be reopened."]})
             if payload.status is OrderStatus.CANCELLED:
@@ -101,7 +111,13 @@ class OrderService(CrudService[Order, OrderCreate, OrderUpdate]):
 
 
 class OrderItemService(CrudService[OrderItem, OrderItemCreate, OrderItemUpdate]):
-    """Order lines (needs `order_item.*`). The unit price is the product's price at the time."""
+    """Order lines (needs `order_item.*`). The unit price is the product's price at the time.
+
+    A line takes its quantity from the product's stock, and only an open order's lines change.
+    Restoring a recorded state (`restoring.restoring`), neither: the stock is restored with the
+    product, and a shipped order's lines are restored as they were. The order's total is kept the
+    sum of its lines either way.
+    """
 
     model = OrderItem
     create_schema = OrderItemCreate
@@ -114,7 +130,8 @@ class OrderItemService(CrudService[OrderItem, OrderItemCreate, OrderItemUpdate])
     async def build(self, payload: OrderItemCreate) -> OrderItem:
         order = await self._open_order(payload.order_id)
         product = await orderable_product(self, payload.product_id, field="product_id")
-        await ProductService(self.uow).adjust_stock(product, -payload.quantity)
+        if not is_restoring(self.uow):
+            await ProductService(self.uow).adjust_stock(product, -payload.quantity)
         item = OrderItem(
             order_id=order.id, product_id=product.id, quantity=payload.quantity, unit_price=product.price
         )
@@ -126,8 +143,9 @@ class OrderItemService(CrudService[OrderItem, OrderItemCreate, OrderItemUpdate])
         # Saving the same quantity changes nothing, so it is not refused on a closed order.
         if payload.quantity is not None and payload.quantity != obj.quantity:
             order = await self._open_order(obj.order_id)
-            product = await self.live(Product, obj.product_id, field="quantity", label="Product")
-            await ProductService(self.uow).adjust_stock(product, obj.quantity - payload.quantity)
+            if not is_restoring(self.uow):
+                product = await self.live(Product, obj.product_id, field="quantity", label="Product")
+                await ProductService(self.uow).adjust_stock(product, obj.quantity - payload.quantity)
             obj.quantity = payload.quantity
             await self.save(obj)
             await recompute_total(self, order)
@@ -141,7 +159,8 @@ class OrderItemService(CrudService[OrderItem, OrderItemCreate, OrderItemUpdate])
         await recompute_total(self, order)
 
     async def _open_order(self, order_id: int) -> Order:
+        """The live order `order_id`, refused when closed (unless restoring: its lines are as recorded)."""
         order: Order = await self.live(Order, order_id, field="order_id", label="Order")
-        if order.status in CLOSED:
+        if order.status in CLOSED and not is_restoring(self.uow):
             raise Conflict(f"Order #{order.id} is {order.status.value}; its items can no longer change.")
         return order

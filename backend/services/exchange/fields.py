@@ -9,7 +9,8 @@ model's service (its create schema, so a model declares nothing extra):
 - a reference (`category_id`): the cell names the related record by its
   natural key (`Policy(natural_key="slug")`) or, without one, by its id;
 - references (`tag_ids`): several related records, one cell, joined by ", "
-  (a list in JSON).
+  (a list in JSON); a name holding a comma or a quote is quoted the way CSV
+  quotes a cell (`join_keys` / `split_keys`), so a tag "Red, blue" survives.
 
 Nested inputs (an order's items) do not fit a cell and are left out.
 Headers match a field's label, its name or its relationship's name, in any
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import re
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from enum import Enum
@@ -37,7 +39,60 @@ from backend.schemas.derived import MANAGED_COLUMNS
 
 FieldKind = Literal["id", "value", "reference", "references"]
 LIST_SEPARATOR = ", "
+_QUOTED_IF = re.compile(r'[,"]')
 _NOT_A_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
+
+
+def join_keys(keys: Sequence[str]) -> str:
+    """Related records' keys as one cell: `red, "Red, blue", "5"" screen"`.
+
+    A key holding the separator's comma or a double quote is quoted as CSV
+    quotes a cell (quotes doubled inside), so `split_keys` gives it back whole;
+    others are written as they are, so the common cell stays `new, sale`.
+    """
+    return LIST_SEPARATOR.join(_quoted(key) if _QUOTED_IF.search(key) else key for key in keys)
+
+
+def split_keys(text: str) -> list[str]:
+    """The keys of a cell written by `join_keys` (or typed by a person), spaces around each trimmed.
+
+    A part that starts with a double quote runs to the closing quote (a
+    doubled quote inside is one quote); a part with no closing quote is taken
+    as written, as is a quote later in a part (`5" screen`). Empty parts are dropped.
+    """
+    keys: list[str] = []
+    position, end = 0, len(text)
+    while position <= end:
+        while position < end and text[position].isspace():
+            position += 1
+        if position < end and text[position] == '"' and (closed := _closing_quote(text, position)) > 0:
+            comma = text.find(",", closed + 1)
+            comma = end if comma < 0 else comma
+            # Text between the closing quote and the comma is kept, as a spreadsheet would.
+            key = text[position + 1 : closed].replace('""', '"') + text[closed + 1 : comma].strip()
+        else:
+            comma = text.find(",", position)
+            comma = end if comma < 0 else comma
+            key = text[position:comma].strip()
+        if key:
+            keys.append(key)
+        position = comma + 1
+    return keys
+
+
+def _quoted(key: str) -> str:
+    return '"' + key.replace('"', '""') + '"'
+
+
+def _closing_quote(text: str, opening: int) -> int:
+    """The index of the quote closing the one at `opening` (doubled quotes skipped); -1 if none."""
+    position = opening + 1
+    while (found := text.find('"', position)) >= 0:
+        if text.startswith('""', found):
+            position = found + 2
+            continue
+        return found
+    return -1
 
 
 def header_key(header: object) -> str:

@@ -12,45 +12,34 @@ A model referring to itself (a category's parent) is loaded in layers: first
 the rows whose parent is not in the file, then their children, and so on,
 whatever the file's order.
 
-Services act on the records a row refers to: an order item takes stock from
-its product, a shipped order takes no more items. So the records later models
-refer to are loaded as the application builds them: first in their initial
-state (an input with a default and a fixed set of values, a status, is left
-at its default), then, once every model is in, their rows are applied again,
-last model first and again while anything still changes, which sets the
-states and puts back the values later rows' services changed (the stock). The
-database then holds what the file says.
-
-What replaying cannot do: a service that refuses a row for what earlier rows
-took. A fixture's stock is what was left after its orders, and loading its
-order items takes that stock once more, so a product whose orders took more
-than it has left refuses the last of them ("Only 0 of ... in stock"), and
-nothing is loaded.
+A fixture is a snapshot of state, as Django's is, not a list of actions to
+replay: every row is written as recorded (`services.restoring`), so an order
+item does not take its product's stock again, and a shipped order's items or
+an archived product's past orders load as they are. The services still
+validate every row (schemas, live references, constraints, permissions) and
+audit it; dumping the loaded database gives the same fixture back.
 """
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from backend.db.uow import UnitOfWork
-from backend.errors import AppError
 from backend.services.exchange.exporting import export_headers, export_rows
 from backend.services.exchange.fields import ExchangeField, exchange_fields, header_key, natural_key
-from backend.services.exchange.fixtures import BadFixture, FixtureModel, referenced_models
+from backend.services.exchange.fixtures import BadFixture, FixtureModel
 from backend.services.exchange.importing import (
     FileRefused,
     ImportReport,
     RowOutcome,
     confirm_import,
-    preview_import,
     tally,
 )
 from backend.services.exchange.reading import Cell, Table
 from backend.services.registry import service_for
+from backend.services.restoring import restoring
 
 FixtureProgress = Callable[[str, int, int], None]  # (table, rows done, rows in the model)
 
@@ -93,15 +82,18 @@ async def load_fixture(
 ) -> FixtureReport:
     """Load `parts` (from `read_fixture`) through the services, all or nothing (the caller commits).
 
+    Every row is written as recorded (`restoring`): validated and audited, without
+    the side effects of the action that first made it (stock taken by an order item).
     Needs `<table>.import` (and add/change) on every model. When a row has an
     error, nothing is written and `report.written` is False; the models after
     the first with errors are not tried (their rows would refer to missing ones).
     """
     loading = _FixtureLoading(uow, parts, file_name=file_name, file_hash=file_hash, progress=progress)
-    async with uow.session.begin_nested() as everything:
-        await loading.run()
-        if loading.report.error_count:
-            await everything.rollback()
+    with restoring(uow):
+        async with uow.session.begin_nested() as everything:
+            await loading.run()
+            if loading.report.error_count:
+                await everything.rollback()
     if loading.report.error_count:
         uow.session.expunge_all()  # the rolled-back records must not be taken for live ones
     else:
@@ -127,46 +119,16 @@ class _FixtureLoading:
         self.report = FixtureReport()
         # Per model: the id a row has in the file -> the id of its record in this database.
         self.ids: dict[type[Any], dict[str, int]] = {part.model: {} for part in parts}
-        # Models another model of the fixture refers to: the services of later rows may act on their records.
-        self.parents = {
-            part.model
-            for part in parts
-            if any(
-                part.model in referenced_models(other.model)
-                for other in parts
-                if other.model is not part.model
-            )
-        }
 
     async def run(self) -> None:
         for position, part in enumerate(self.parts):
-            load = await self._first_pass(part)
+            load = await self._load(part)
             self.report.models.append(load)
             if load.error_rows:
                 self.report.not_tried = [later.table for later in self.parts[position + 1 :]]
                 return
-        # Last model first, as later rows act on earlier records; again while a round changes anything,
-        # since a service may act on records that come later in the order (an order restocks its products).
-        loads = {load.table: load for load in self.report.models}
-        parents = [part for part in reversed(self.parts) if part.model in self.parents]
-        changed: list[str] = []
-        for _round in range(len(parents) + 1):
-            changed = []
-            for part in parents:
-                if await self._settle(part, loads[part.table]):
-                    changed.append(part.table)
-                if loads[part.table].error_rows:
-                    return
-            if not changed:
-                return
-        raise AppError(
-            f"Loading the fixture does not settle: each pass changes {', '.join(changed)} again, "
-            "so those rows never end as the file has them."
-        )
 
-    # First pass: create or match every row -------------------------------------------
-
-    async def _first_pass(self, part: FixtureModel) -> ModelLoad:
+    async def _load(self, part: FixtureModel) -> ModelLoad:
         load = ModelLoad(part.table)
         if not part.rows:
             return load
@@ -182,15 +144,10 @@ class _FixtureLoading:
         file_ids = {number: cells[id_index] for number, cells in rows} if id_index is not None else {}
         if natural_key(part.model) == "id" and id_index is not None:
             await self._match_by_content(part, columns, rows, id_index)
-        kept = self._kept_columns(part, columns, len(headers))
         by_number = dict(rows)
         for numbers in layers:
             layer = [(number, self._rewrite_self(part, columns, by_number[number])) for number in numbers]
-            table = Table(
-                "json",
-                [headers[index] for index in kept],
-                [(n, [cells[i] for i in kept]) for n, cells in layer],
-            )
+            table = Table("json", headers, layer)
             report = await self._import(part, table, done_before=len(load.rows))
             load.rows = sorted([*load.rows, *report.rows], key=lambda row: row.number)
             if not report.written:
@@ -267,17 +224,6 @@ class _FixtureLoading:
             matches = records.get(signature)
             cells[id_index] = matches.pop(0) if matches else None
 
-    def _kept_columns(self, part: FixtureModel, columns: dict[int, ExchangeField], width: int) -> list[int]:
-        """The columns set on the first pass: all, less the initial-state ones of a model others refer to."""
-        if part.model not in self.parents:
-            return list(range(width))
-        deferred = _state_fields(part.model)
-        return [
-            index
-            for index in range(width)
-            if columns.get(index) is None or columns[index].name not in deferred
-        ]
-
     def _layers(
         self,
         part: FixtureModel,
@@ -342,38 +288,6 @@ class _FixtureLoading:
                 cells[index] = new if isinstance(cells[index], list) else new[0]
         return cells
 
-    # Second pass: the states, and the values later models' services changed ---------
-
-    async def _settle(self, part: FixtureModel, load: ModelLoad) -> bool:
-        """Apply `part`'s rows again, in full, if the records differ from them; whether they did."""
-        if not part.rows:
-            return False
-        columns = _columns(part)
-        rows, _ = self._rewritten(part, columns, list(enumerate(part.rows, start=1)))
-        headers, rows, id_index = _with_id_column(part, columns, rows)
-        if natural_key(part.model) == "id" and id_index is not None:
-            record_ids = {outcome.number: outcome.record_id for outcome in load.rows}
-            for number, cells in rows:
-                cells[id_index] = str(record_ids[number])
-        rows = [(number, self._rewrite_self(part, columns, cells)) for number, cells in rows]
-        table = Table("json", headers, rows)
-        preview = await preview_import(
-            self.uow, part.model, table, file_name=self.file_name, file_hash=self.file_hash
-        )
-        if all(row.status == "unchanged" for row in preview.rows):
-            return False
-        report = await self._import(part, table, done_before=0)
-        # A row new on the first pass stays new; one found unchanged then was changed now.
-        merged = {outcome.number: outcome for outcome in load.rows}
-        for outcome in report.rows:
-            first = merged.get(outcome.number)
-            if outcome.status == "error" or first is None or first.status == "unchanged":
-                merged[outcome.number] = outcome
-        load.rows = [merged[number] for number in sorted(merged)]
-        if report.written and report.import_id is not None:
-            load.import_ids.append(report.import_id)
-        return True
-
     async def _import(self, part: FixtureModel, table: Table, *, done_before: int) -> ImportReport:
         """Confirm `table` (all its rows or none), telling the progress of the model's rows."""
 
@@ -429,19 +343,6 @@ def _with_id_column(
 
 def _field_named(model: type[Any], label: str) -> ExchangeField:
     return next(item for item in exchange_fields(model) if item.label == label)
-
-
-def _state_fields(model: type[Any]) -> set[str]:
-    """Inputs holding a record's state: one of a fixed set of values (an enum), with a default to start at."""
-    schema = service_for(model).create_schema
-    states = set()
-    for name, info in schema.model_fields.items():
-        if info.is_required():
-            continue
-        kinds = [info.annotation, *typing.get_args(info.annotation)]
-        if any(isinstance(kind, type) and issubclass(kind, Enum) for kind in kinds):
-            states.add(name)
-    return states
 
 
 def _row_key(cells: Sequence[Cell], columns: dict[int, ExchangeField], model: type[Any]) -> str:

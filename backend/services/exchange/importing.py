@@ -30,7 +30,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, Literal
 
-from sqlalchemy import String, inspect, or_
+from sqlalchemy import String, inspect
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -41,12 +41,12 @@ from backend.repositories.base import IntegrityViolation
 from backend.services import masking
 from backend.services.base import CrudService
 from backend.services.exchange.fields import (
-    LIST_SEPARATOR,
     ExchangeField,
     exchange_fields,
     header_key,
     natural_key,
     read_only_headers,
+    split_keys,
 )
 from backend.services.exchange.reading import Cell, Table
 from backend.services.registry import service_for
@@ -359,7 +359,6 @@ class _ImportRun:
         keyed = [row for row in batch if row.key]
         if not keyed:
             return
-        column = getattr(self.model, self.match_by)
         many = [item.relationship for item in self.columns.values() if item.kind == "references"]
         found: dict[str, Any] = {}
         for chunk in _chunks(keyed, LOOKUP_CHUNK):
@@ -367,15 +366,8 @@ class _ImportRun:
                 wanted: list[Any] = [int(row.key) for row in chunk if is_id_text(row.key)]
             else:
                 wanted = [row.key for row in chunk]
-            if not wanted:
-                continue
-            stmt = (
-                self.service.repo.select()
-                .where(column.in_(wanted))
-                .options(*(selectinload(getattr(self.model, name)) for name in many if name))
-                .execution_options(populate_existing=True)
-            )
-            for obj in (await self.uow.session.execute(stmt)).scalars():
+            options = [selectinload(getattr(self.model, name)) for name in many if name]
+            for obj in await self.service.repo.by_keys(self.match_by, wanted, options=options, refresh=True):
                 found[str(getattr(obj, self.match_by))] = obj
         for row in keyed:
             row.existing = found.get(row.key)
@@ -405,16 +397,13 @@ class _ImportRun:
         for include_deleted in (False, True):
             unknown = sorted(names - by_name.keys())
             for chunk in _chunks(unknown, LOOKUP_CHUNK):
-                conditions = []
+                found: list[Any] = []
                 if item.target_key != "id":
-                    conditions.append(getattr(target, item.target_key).in_(chunk))
-                ids = [int(name) for name in chunk if is_id_text(name)]
-                if ids:
-                    conditions.append(target.id.in_(ids))
-                if not conditions:
-                    continue
-                stmt = repo.select(include_deleted=include_deleted).where(or_(*conditions))
-                for obj in (await self.uow.session.execute(stmt)).scalars():
+                    found += await repo.by_keys(item.target_key, chunk, include_deleted=include_deleted)
+                found += await repo.by_keys(
+                    "id", [int(name) for name in chunk if is_id_text(name)], include_deleted=include_deleted
+                )
+                for obj in found:
                     if item.target_key != "id":
                         by_name.setdefault(str(getattr(obj, item.target_key)), obj)
                     by_name.setdefault(str(obj.id), obj)
@@ -449,6 +438,12 @@ class _ImportRun:
                     await self._apply(row)
                     if row.outcome is not None and row.outcome.status == "error":
                         raise _BatchFailed
+                # The batch's new records in a few set-based INSERTs, audited; changes go with the flush.
+                built = [
+                    row.written for row in pending if row.outcome is not None and row.outcome.status == "new"
+                ]
+                for obj in await self.service.repo.insert_built(built):
+                    self.service.repo.stage(obj)
         except (_BatchFailed, IntegrityViolation, StaleDataError, AppError):
             await self._replay(pending)
             return
@@ -464,6 +459,8 @@ class _ImportRun:
                     await self._apply(row)
                     if row.outcome is not None and row.outcome.status == "error":
                         raise _RowFailed
+                    if row.existing is None and row.written is not None:
+                        self.service.repo.stage(row.written)  # one row: the flush says what is wrong
                 row.settle()
             except _RowFailed:
                 continue
@@ -474,14 +471,14 @@ class _ImportRun:
                 row.outcome = self._error(row, {self._labels.get(where or "", "row"): [exc.message]})
 
     async def _apply(self, row: _Row) -> None:
-        """Validate `row` through the service and stage its write (inside the caller's savepoint)."""
+        """Validate `row` through the service: a change is made to its record, a new record is built
+        (`row.written`) for the caller to insert (inside the caller's savepoint)."""
         try:
             if row.existing is None:
                 self.service.require("add")
                 data = {name: value for name, value in row.values.items() if value is not None}
                 payload = self.service.parse_create(_fill_blanks(self.model, data, creating=True))
-                obj = row.written = await self.service.build(payload)
-                self.service.repo.stage(obj)
+                row.written = await self.service.build(payload)
                 row.outcome = RowOutcome(row.number, "new", row.key)
                 return
             changed = self._changed_fields(row)
@@ -554,10 +551,11 @@ def _no_record(run: _ImportRun, key: str) -> str:
 
 
 def _split(cell: Cell) -> list[str]:
-    """The related records one cell names: a JSON list, or text joined by ", "."""
+    """The related records one cell names: a JSON list (taken as it is: no quoting), or text written by
+    `fields.join_keys` ("new, sale", a name with a comma quoted)."""
     if cell is None:
         return []
-    parts = cell if isinstance(cell, list) else cell.split(LIST_SEPARATOR.strip())
+    parts = cell if isinstance(cell, list) else split_keys(cell)
     return [part.strip() for part in parts if part and part.strip()]
 
 

@@ -27,7 +27,7 @@ from typing import IO, Any
 from openpyxl import Workbook
 
 from backend.exports import spreadsheet_safe
-from backend.services.exchange.fields import LIST_SEPARATOR
+from backend.services.exchange.fields import join_keys
 from backend.services.exchange.reading import FORMATS
 from backend.services.exchange.reading_rows import Cell  # one cell type for files in and out
 
@@ -69,7 +69,7 @@ def spreadsheet_text(cell: Cell) -> str:
     """A cell as a spreadsheet must get it: references joined, nothing it could run as a formula."""
     if cell is None:
         return ""
-    text = LIST_SEPARATOR.join(cell) if isinstance(cell, list) else cell
+    text = join_keys(cell) if isinstance(cell, list) else cell
     # Most cells are empty or start with a plain letter or digit, which no spreadsheet takes for a
     # formula (nor does NFKC turn it into one); the full check costs microseconds a cell, too much
     # for a million rows.
