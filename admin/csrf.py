@@ -55,6 +55,20 @@ async def csrf_failure(request: Request) -> str | None:
     return None
 
 
+def navigation_problem(request: Request) -> str | None:
+    """Why a GET that starts work (an export job) is not known to come from this site's own pages.
+
+    A GET carries no token, so its Origin or Referer must be present and this
+    site's: our pages send it on every same-origin navigation (Referrer-Policy
+    same-origin), while a cross-site link, image or script sends another site's
+    or none. The caller then does the read-only thing instead (streams the file).
+    """
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source or source == "null":
+        return "The request does not say it came from a page of this site."
+    return _origin_problem(request)
+
+
 def _origin_problem(request: Request) -> str | None:
     source = request.headers.get("origin") or request.headers.get("referer")
     if not source or source == "null":

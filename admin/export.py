@@ -7,25 +7,44 @@ them to `export_data`. Loading a million ORM objects first is what this
 avoids: `get_model_objects` returns nothing, and `export_data` streams the
 list's rows through the exchange service (backend/services/exchange), which
 reads plain column values, while the response is sent.
+
+On PostgreSQL a list of more than `JOB_THRESHOLD_ROWS` rows is exported by a
+job instead (backend/jobs): the route answers with the job's page, which
+shows its progress and then offers the file. The job carries the list's
+state as an `ExportQuery` (`export_query_of`), so its file holds the rows
+the streamed export would, in the same order.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import BinaryExpression, BindParameter, Column, ColumnElement, Select, func, inspect, select
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BooleanClauseList
 from starlette.datastructures import URL
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
+from admin.controls import database_of
+from admin.csrf import navigation_problem
+from admin.job_submit import submit_job
 from admin.keyset import POSITION_PARAMS
 from admin.listing import KeysetListing
 from admin.requests import request_uow
+from backend.config import Settings
+from backend.db.uow import UnitOfWork
+from backend.jobs.export_query import query_text
+from backend.jobs.service import runs_as_job
+from backend.services import masking
 from backend.services.exchange.exporting import export_headers, export_rows, started
 from backend.services.exchange.reading import FORMATS
 from backend.services.exchange.writing import MEDIA_TYPES, encode, export_filename
+
+logger = logging.getLogger(__name__)
 
 
 class FileExport(KeysetListing):
@@ -51,23 +70,117 @@ class FileExport(KeysetListing):
         """Nothing: `export_data` reads the rows itself, as they are sent (see the module's docstring)."""
         return []
 
-    async def export_data(
+    async def export_data(  # type: ignore[override]  # SQLAdmin's route returns any response it is given
         self, data: list[Any], export_type: str = "csv", request: Request | None = None
-    ) -> StreamingResponse:
-        """The current filtered list as a file, streamed: memory stays flat for any row count."""
+    ) -> Response:
+        """The current filtered list as a file, streamed (memory stays flat for any row count), or,
+        on PostgreSQL above the job threshold, as a job: a 303 to the job's page."""
         if request is None or export_type not in MEDIA_TYPES:
             raise HTTPException(status_code=404)
         listed = await self.filtered_statement(request, sort=False)
-        criteria = () if listed.whereclause is None else (listed.whereclause,)
         uow = await request_uow(request)
+        if not uow.settings.is_sqlite:
+            key = self.model.id  # type: ignore[attr-defined]  # every model here has IdMixin
+            rows = await capped_count(uow, listed, key=key, cap=uow.settings.job_threshold_rows + 1)
+            # A job is a write a GET starts: only from this site's own pages, never a cross-site link
+            # (csrf.navigation_problem); such a request gets the file streamed, which writes nothing.
+            if runs_as_job(database_of(request), rows) and navigation_problem(request) is None:
+                params = await export_query_of(self, request)
+                if params is not None:
+                    # The count's read transaction ends here: the job is written in units of its own
+                    # (see JobService), and a worker may take it before this response is sent.
+                    await uow.rollback()
+                    return await self._submit_export(request, uow.settings, export_type, params)
+        criteria = () if listed.whereclause is None else (listed.whereclause,)
         # The first rows are read before the response starts: a refused or failing read is an error page,
         # not a cut file.
-        rows = await started(
+        rows_read = await started(
             export_rows(uow, self.model, criteria=criteria, order_by=self.export_order(request))
         )
         filename = export_filename(self.model, export_type)
         return StreamingResponse(
-            encode(export_type, export_headers(self.model, uow.actor), rows),
+            encode(export_type, export_headers(self.model, uow.actor), rows_read),
             media_type=MEDIA_TYPES[export_type],
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
+
+    async def _submit_export(
+        self, request: Request, settings: Settings, export_type: str, params: dict[str, Any]
+    ) -> Response:
+        threshold = settings.job_threshold_rows
+        return await submit_job(
+            request,
+            kind="export",
+            table=masking.table_of(self.model),
+            format=export_type,
+            params=params,
+            message=(
+                f"This list has more than {threshold:,} rows, so it is exported by a job: this page "
+                "shows its progress, then the file to download. You can leave; it stays under My jobs."
+            ),
+        )
+
+
+async def capped_count(uow: UnitOfWork, listed: Select[Any], *, key: Any, cap: int) -> int:
+    """How many rows `listed` selects, counted no further than `cap`: a million rows are never counted."""
+    capped = listed.with_only_columns(key).order_by(None).limit(cap).subquery()
+    return int(await uow.session.scalar(select(func.count()).select_from(capped)) or 0)
+
+
+async def export_query_of(view: FileExport, request: Request) -> dict[str, Any] | None:
+    """The list's filters, search and sort as an export job's params (`ExportQuery`).
+
+    Each filter is asked for its own clause on a bare statement, so the job
+    compares the same column with the same value (a date range's start as the
+    list computed it now, a related record by id); a clause other than
+    "column = value" or "column >= value" cannot travel to a worker, and None
+    says so (the export is then streamed). Validation happens at submit.
+    """
+    model = view.model
+    key = model.id  # type: ignore[attr-defined]  # every model here has IdMixin
+    params: dict[str, Any] = {}
+    for list_filter in view.get_filters():
+        value = request.query_params.get(list_filter.parameter_name)
+        if not value or getattr(list_filter, "has_operator", False):
+            continue  # as `filtered_statement` skips it
+        filtered = await list_filter.get_filtered_query(select(key), value, model)  # type: ignore[call-arg]
+        for clause in _conditions(filtered.whereclause):
+            found = _comparison(model, clause)
+            if found is None:
+                logger.warning("%s: filter %s cannot run in a job", view.identity, list_filter.parameter_name)
+                return None
+            kind, name, text = found
+            params.setdefault(kind, {})[name] = text
+    term = request.query_params.get("search")
+    if term:
+        params["search"] = {"term": term, "fields": list(view.columns.searchable)}
+    sort_name, descending = view.keyset_sort(request)
+    params["order_by"] = [f"-{sort_name}" if descending else sort_name]
+    return params
+
+
+_KINDS = {operators.eq: "equals", operators.ge: "since"}
+
+
+def _conditions(clause: ColumnElement[Any] | None) -> list[ColumnElement[Any]]:
+    if clause is None:
+        return []
+    if isinstance(clause, BooleanClauseList) and clause.operator is operators.and_:
+        return [part for inner in clause.clauses for part in _conditions(inner)]
+    return [clause]
+
+
+def _comparison(model: type[Any], clause: ColumnElement[Any]) -> tuple[str, str, str] | None:
+    """("equals" or "since", column name, value as text) for "column op value" on `model`'s table."""
+    if not isinstance(clause, BinaryExpression) or clause.operator not in _KINDS:
+        return None
+    column, value = clause.left, clause.right
+    if not isinstance(column, Column) or column.table is not model.__table__:
+        return None
+    if not isinstance(value, BindParameter) or value.value is None:
+        return None
+    kind = _KINDS[clause.operator]
+    if kind == "since" and not hasattr(value.value, "isoformat"):
+        return None
+    name = inspect(model).get_property_by_column(column).key
+    return kind, name, query_text(value.value)

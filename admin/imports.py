@@ -35,11 +35,12 @@ from admin import outcomes
 from admin.auth import current_actor
 from admin.controls import database_of
 from admin.import_uploads import ClaimedUpload, UploadGone, UploadInfo, UploadStore
+from admin.job_submit import submit_job
 from admin.requests import request_uow
 from backend.config import Settings
 from backend.db.uow import UnitOfWork
 from backend.errors import Conflict, PermissionDenied, ValidationFailed
-from backend.jobs.service import JobService, runs_as_job
+from backend.jobs.service import runs_as_job
 from backend.services import masking
 from backend.services.exchange.fields import ExchangeField, exchange_fields, natural_key
 from backend.services.exchange.importing import (
@@ -233,8 +234,8 @@ class FileImport(ModelView):
         info = claimed.info
         if expected_hash != file_hash(claimed.data):
             raise Conflict(FILE_CHANGED)
-        job = await JobService(database_of(request)).submit(
-            current_actor(request),
+        answer = await submit_job(
+            request,
             kind="import",
             table=masking.table_of(self.model),
             format=format,
@@ -245,13 +246,11 @@ class FileImport(ModelView):
                 "hash": expected_hash,
             },
             data=claimed.data,
+            message=f"{info.file_name} is being imported as a job; "
+            "this page shows its progress and then its report.",
         )
         claimed.discard()
-        outcomes.succeeded(
-            request,
-            f"{info.file_name} is being imported as a job; this page shows its progress and then its report.",
-        )
-        return RedirectResponse(request.url_for("admin:view-jobs-detail", pk=job.id), status_code=303)
+        return answer
 
     def _announce(self, request: Request, report: ImportReport) -> None:
         totals = report.totals

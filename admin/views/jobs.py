@@ -4,7 +4,9 @@ Every page is the signed-in user's own: another user's job id is a 404, as
 is an id that cannot name one. A job still queued or running refreshes its
 page every 2 s (a meta refresh: the CSP allows no inline script). A done
 export's file is sent from disk to its owner only, after checking they may
-still export those rows; a failed job can be retried (a POST with the CSRF
+still export those rows and see the personal data it holds; an import's
+report is masked for whoever looks at it (backend/jobs/exchange.py,
+`shown_report`); a failed job can be retried (a POST with the CSRF
 token, ending in a flash message).
 """
 
@@ -23,6 +25,7 @@ from admin.auth import current_actor
 from admin.controls import database_of
 from admin.params import path_id
 from backend.errors import Conflict, DatabaseUnavailable
+from backend.jobs.exchange import shown_error, shown_report
 from backend.jobs.progress import duration_text, progress_of
 from backend.jobs.service import JobService
 from backend.models.jobs import Job, JobKind, JobStatus
@@ -44,9 +47,7 @@ def _shown(request: Request, service: JobService, job: Job, now: datetime) -> di
         "rate": f"{progress.rate:,.0f} rows/s" if progress.rate else "",
         "eta": duration_text(progress.eta) if progress.eta is not None else "",
         "unfinished": not job.status.finished,
-        "can_download": job.kind is JobKind.EXPORT
-        and actor.has_perm(f"{job.model}.export")
-        and service.has_result_file(job),
+        "can_download": service.can_download(actor, job),
     }
 
 
@@ -90,7 +91,8 @@ class JobsView(BaseView):
         actor = current_actor(request)
         context = {
             **_shown(request, service, job, datetime.now(UTC)),
-            "report": job.report if job.kind is JobKind.IMPORT else None,
+            "report": shown_report(actor, job.report) if job.kind is JobKind.IMPORT and job.report else None,
+            "error": shown_error(actor, job),
             "can_retry": job.status is JobStatus.FAILED and actor.has_perm(f"{job.model}.{job.kind.value}"),
             "can_read_audit": actor.has_perm("audit.view"),
         }

@@ -2,7 +2,9 @@
 
 An export reads as its owner (masked as they see the rows) in a read-only
 unit of work and writes its file under a temporary name, renamed when
-complete. An import reads the stored upload and writes it through
+complete. The personal-data fields it wrote unmasked are kept in the job's
+params (`shown_pii`), so a download can be refused once the owner may no
+longer see them (JobService.result_file). An import reads the stored upload and writes it through
 `confirm_import` in ONE unit of work as its owner, marks the job done in
 that same transaction, and commits: a worker killed mid-way leaves nothing
 written, and a job is never "done" without its rows (nor the reverse).
@@ -17,12 +19,17 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import update
+
+from backend.auth.actor import Actor
 from backend.db.uow import unit_of_work
 from backend.jobs import files
 from backend.jobs.context import JobRefused, JobRun
 from backend.jobs.export_query import ExportQuery
-from backend.models.jobs import Job
+from backend.models.jobs import Job, JobKind, JobStatus
+from backend.services import masking
 from backend.services.exchange.exporting import export_headers, export_rows
+from backend.services.exchange.fields import exchange_fields, natural_key
 from backend.services.exchange.importing import ImportReport, RowOutcome, confirm_import, file_hash
 from backend.services.exchange.reading import ImportLimits, read_table
 from backend.services.exchange.reading_rows import Cell
@@ -33,9 +40,19 @@ REPORTED_ROWS = 1_000  # row outcomes kept in the job's report; the totals count
 PROGRESS_ROWS = 500  # rows exported between progress reports
 
 
+SHOWN_PII = "shown_pii"  # an export's params: the personal-data fields its file holds unmasked
+
+
+def shown_pii(model: type[Any], actor: Actor) -> list[str]:
+    """The personal-data fields of `model` an export by `actor` writes unmasked (masking decides)."""
+    table = masking.table_of(model)
+    return sorted(name for name in masking.pii_fields(model) if masking.can_see(actor, table, name))
+
+
 async def run_export(run: JobRun, job: Job) -> None:
     model = service_for(job.model).model
     query = ExportQuery.from_params(job.params)
+    await _record_shown_pii(run, job, shown_pii(model, run.owner))
     async with unit_of_work(run.database, run.owner, writes=False) as uow:
         headers = export_headers(model, run.owner)
         criteria = query.criteria(model, run.owner)
@@ -44,6 +61,16 @@ async def run_export(run: JobRun, job: Job) -> None:
         rows = export_rows(uow, model, criteria=criteria, order_by=query.ordering(model, run.owner))
         await files.write_result(run.settings, job, encode(job.format, headers, _counted(rows, run, total)))
     await run.finish(result_name=export_filename(model, job.format), media_type=MEDIA_TYPES[job.format])
+
+
+async def _record_shown_pii(run: JobRun, job: Job, fields: list[str]) -> None:
+    # Recorded as the owner is now, for this attempt: the file is written with these same permissions.
+    params = {**job.params, SHOWN_PII: fields}
+    async with unit_of_work(run.database, run.owner, audit=False) as uow:
+        statement = update(Job).where(Job.id == job.id, Job.status == JobStatus.RUNNING).values(params=params)
+        await uow.session.execute(statement)
+        await uow.commit()
+    job.params = params
 
 
 async def _counted(rows: AsyncIterator[list[Cell]], run: JobRun, total: int) -> AsyncIterator[list[Cell]]:
@@ -134,3 +161,61 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     return str(value)
+
+
+# What an import job's report and reason show -----------------------------------------------------------
+#
+# The report keeps the values as the import read and wrote them, and is masked here each time it is
+# shown, for whoever looks then. Masking it once when stored would use the owner's permissions at the
+# time of the import, under which every value in it was visible (fields the owner could not see are
+# not imported at all), so it would mask nothing; what matters is what the viewer may see today, after
+# a role lost `view_pii`. Row errors name fields, not the values of personal data (a reference is
+# named by a key that is never personal data: fields.reference_key), so they are shown as they are.
+
+KEY_HIDDEN = (
+    "The import was refused for a reason that names personal data you may no longer see; "
+    "import the file again to see why."
+)
+
+
+def shown_report(actor: Actor, report: dict[str, Any]) -> dict[str, Any]:
+    """An import job's report as `actor` may see it: the values of fields hidden from them masked."""
+    table = str(report.get("model") or "")
+    model = masking.model_for(table)
+    if model is None or not masking.hidden_fields(actor, table):
+        return report
+    by_label = {item.label: item.name for item in exchange_fields(model)}
+    match_by = str(report.get("match_by") or "")
+    rows = []
+    for row in report.get("rows") or []:
+        key = row.get("key")
+        changes = row.get("changes") or {}
+        rows.append(
+            {
+                **row,
+                "key": masking.shown(actor, table, match_by, key) if key else key,
+                "changes": {
+                    label: [masking.shown(actor, table, by_label.get(label, label), v) for v in values]
+                    for label, values in changes.items()
+                },
+            }
+        )
+    return {**report, "rows": rows}
+
+
+def shown_error(actor: Actor, job: Job) -> str | None:
+    """Why the job failed, as `actor` may read it.
+
+    A file refused as a whole (two rows with one key) says which keys, and
+    keeps no report to mask: when the field rows are matched by is one the
+    actor may not see now, the reason is not shown.
+    """
+    if job.error is None or job.kind is not JobKind.IMPORT or job.report is not None:
+        return job.error
+    model = masking.model_for(job.model)
+    if model is None:
+        return job.error
+    keys = {str(job.params.get("key") or ""), natural_key(model)} - {""}
+    if any(not masking.can_see(actor, job.model, key) for key in keys):
+        return KEY_HIDDEN
+    return job.error

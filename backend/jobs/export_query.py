@@ -5,6 +5,7 @@ clauses; it carries this instead, which the admin builds from its list's
 filters, search and sort, and the CLI from its `--filter field=value`:
 
     {"filters": [["status", "active"], ["category", "phones"]],  # as `export --filter` takes them
+     "equals": {"category_id": "12"},                              # column == value, as text
      "since": {"created_at": "2026-11-01T00:00:00+00:00"},        # column >= time
      "search": {"term": "kettle", "fields": ["name", "sku"]},     # any of them contains the term
      "order_by": ["-price"]}                                       # "-" descending; id breaks ties
@@ -12,23 +13,30 @@ filters, search and sort, and the CLI from its `--filter field=value`:
 `filters` are the exchange service's own (backend/services/exchange/selection.py:
 fields by name or header, related records by natural key or id). The rest
 name the model's own columns, and only those the actor may see: choosing or
-sorting rows by a masked column would tell its values. Anything else is
+sorting rows by a masked column would tell its values. `equals` is what an
+admin list filter selects: one column compared with one value as the list
+compares it (a category chosen by id is never matched by a slug that reads
+like that id, as `filters` would). Anything else is
 refused at submit, with the field named, before a job exists.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, inspect, or_
+from sqlalchemy import ColumnElement, Enum, false, inspect, or_
 
 from backend.auth.actor import Actor
 from backend.errors import ValidationFailed
 from backend.services import masking
 from backend.services.exchange.selection import filter_criteria
-from backend.values import InvalidValue, parse_datetime
+from backend.values import BIGINT_MAX, InvalidValue, parse_date, parse_datetime, parse_int
+
+_TRUE, _FALSE = "true", "false"
 
 MAX_TERM_CHARS = 200
 PARAMS = "params"
@@ -62,6 +70,7 @@ def _texts(value: object, what: str) -> dict[str, str]:
 @dataclass(frozen=True)
 class ExportQuery:
     filters: tuple[tuple[str, str], ...] = ()
+    equals: dict[str, str] = field(default_factory=dict)
     since: dict[str, str] = field(default_factory=dict)
     search_term: str = ""
     search_fields: tuple[str, ...] = ()
@@ -84,6 +93,7 @@ class ExportQuery:
             raise _refuse("order_by must list column names.")
         return cls(
             filters=_pairs(params.get("filters")),
+            equals=_texts(params.get("equals"), "equals"),
             since=_texts(params.get("since"), "since"),
             search_term=term[:MAX_TERM_CHARS],
             search_fields=tuple(fields),
@@ -94,6 +104,8 @@ class ExportQuery:
         params: dict[str, Any] = {}
         if self.filters:
             params["filters"] = [list(pair) for pair in self.filters]
+        if self.equals:
+            params["equals"] = dict(self.equals)
         if self.since:
             params["since"] = dict(self.since)
         if self.search_term:
@@ -109,6 +121,9 @@ class ExportQuery:
 
     def criteria(self, model: type[Any], actor: Actor) -> list[ColumnElement[bool]]:
         clauses = filter_criteria(model, actor, self.filters)
+        for name, text in self.equals.items():
+            column = _column(model, actor, name)
+            clauses.append(column == _typed(column, name, text))
         for name, text in self.since.items():
             column = _column(model, actor, name)
             clauses.append(column >= _moment(name, text))
@@ -148,3 +163,53 @@ def _moment(name: str, text: str) -> datetime:
         return parse_datetime(text, name=name)
     except InvalidValue as exc:
         raise _refuse(exc.message, name) from exc
+
+
+def query_text(value: object) -> str:
+    """A value an admin filter compares a column with, as `equals` and `since` keep it (see `_typed`)."""
+    if isinstance(value, bool):
+        return _TRUE if value else _FALSE
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def _typed(column: Any, name: str, text: str) -> Any:
+    """`text` (from `query_text`) as a value of the column's type, or a refusal naming the column."""
+    sql_type = column.type
+    if isinstance(sql_type, Enum):
+        if text not in sql_type.enums:
+            raise _refuse(f"{name} is one of {', '.join(sql_type.enums)}, not {text[:64]}.", name)
+        return text  # the stored value: the column's type binds it as the list's filter does
+    try:
+        python_type = sql_type.python_type
+    except NotImplementedError:
+        python_type = str
+    try:
+        if python_type is bool:
+            if text not in (_TRUE, _FALSE):
+                raise InvalidValue(f"{name} is true or false.")
+            return text == _TRUE
+        if python_type is int:
+            return parse_int(text, minimum=-BIGINT_MAX - 1, maximum=BIGINT_MAX, name=name)
+        if python_type is Decimal:
+            return _decimal(name, text)
+        if python_type is datetime:
+            return parse_datetime(text, name=name)
+        if python_type is date:
+            return parse_date(text, name=name)
+    except InvalidValue as exc:
+        raise _refuse(exc.message, name) from exc
+    return text
+
+
+def _decimal(name: str, text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise InvalidValue(f"{name} must be a number.") from exc
+    if not value.is_finite():
+        raise InvalidValue(f"{name} must be a number.")
+    return value

@@ -3,7 +3,8 @@
 A job is its owner's alone: another user's job id is `NotFound`, never a
 403 that would tell it exists. Submitting needs the permission of the kind
 (`<table>.export` or `<table>.import`), and so does every later use of the
-result: a download re-checks that the owner still holds it.
+result: a download re-checks that the owner still holds it, and that they
+may still see the personal data the file holds unmasked (`shown_pii`).
 
 On PostgreSQL a submitted job is queued for a worker (`manage.py worker`);
 on SQLite it runs in this process at once, and `submit` returns it finished.
@@ -25,10 +26,12 @@ from backend.db.session import Database
 from backend.db.uow import unit_of_work
 from backend.errors import Conflict, DatabaseUnavailable, NotFound, PermissionDenied, ValidationFailed
 from backend.jobs import files, queue
+from backend.jobs.exchange import SHOWN_PII
 from backend.jobs.export_query import ExportQuery
 from backend.jobs.runner import BOOKKEEPER, run_job
 from backend.jobs.store import UNFINISHED, JobRepository
 from backend.models.jobs import Job, JobKind, JobStatus
+from backend.services import masking
 from backend.services.exchange.importing import file_hash
 from backend.services.exchange.reading import FORMATS
 from backend.services.registry import service_for
@@ -39,6 +42,7 @@ NO_SUCH_JOB = "No such job."
 LISTED_JOBS = 100  # "My jobs" shows this many, newest first
 FILE_NAME_LIMIT = 255
 NOT_QUEUED = "The job could not be queued (the job queue did not answer); retry it in a moment."
+PII_GONE = "You may no longer see personal data this file holds; export again."
 
 
 def _invalid(field: str, message: str) -> ValidationFailed:
@@ -56,6 +60,18 @@ def runs_as_job(database: Database, rows: int) -> bool:
     """Whether an import or export of `rows` rows should be a job: on PostgreSQL, above the threshold."""
     settings = database.settings
     return not settings.is_sqlite and rows > settings.job_threshold_rows
+
+
+def sees_what_it_holds(actor: Actor, job: Job) -> bool:
+    """Whether `actor` may see every personal-data field an export job's file holds unmasked.
+
+    An export that recorded none (written before `shown_pii` was kept) is
+    taken to hold all of its model's personal data.
+    """
+    recorded = job.params.get(SHOWN_PII)
+    model = masking.model_for(job.model)
+    fields = recorded if isinstance(recorded, list) else sorted(masking.pii_fields(model))
+    return all(masking.can_see(actor, job.model, str(name)) for name in fields)
 
 
 class JobService:
@@ -185,11 +201,14 @@ class JobService:
         return job
 
     async def result_file(self, actor: Actor, job_id: int) -> ResultFile:
-        """The file a done export wrote, for its owner while they may still export these rows."""
+        """The file a done export wrote, for its owner while they may still export these rows and see
+        the personal data it holds (`PermissionDenied` otherwise, `NotFound` when there is no file)."""
         job = await self.get_mine(actor, job_id)
         if job.kind is not JobKind.EXPORT or job.status is not JobStatus.DONE or not job.result_name:
             raise NotFound("This job has no file to download.")
         actor.require(f"{job.model}.export")
+        if not sees_what_it_holds(actor, job):
+            raise PermissionDenied(PII_GONE)
         path = files.result_path(self.settings, job)
         if not path.is_file():
             raise NotFound("The file of this export is no longer kept; export again.")
@@ -197,6 +216,17 @@ class JobService:
 
     def has_result_file(self, job: Job) -> bool:
         return job.status is JobStatus.DONE and files.result_path(self.settings, job).is_file()
+
+    def can_download(self, actor: Actor, job: Job) -> bool:
+        """Whether `result_file` would hand `actor` this job's file now (for offering the link)."""
+        return (
+            job.kind is JobKind.EXPORT
+            and actor.user_id is not None
+            and job.owner_id == actor.user_id
+            and actor.has_perm(f"{job.model}.export")
+            and sees_what_it_holds(actor, job)
+            and self.has_result_file(job)
+        )
 
     async def newest(self, *, limit: int, statuses: tuple[JobStatus, ...] = ()) -> list[Job]:
         """Every user's jobs, newest first (the CLI's `jobs list`, which acts as the system)."""
