@@ -40,9 +40,9 @@ from backend.db.uow import UnitOfWork
 from backend.jobs.export_query import query_text
 from backend.jobs.service import runs_as_job
 from backend.services import masking
-from backend.services.exchange.exporting import export_headers, export_rows, started
+from backend.services.exchange.exporting import export_file
 from backend.services.exchange.reading import FORMATS
-from backend.services.exchange.writing import MEDIA_TYPES, encode, export_filename
+from backend.services.exchange.writing import MEDIA_TYPES, export_filename
 
 logger = logging.getLogger(__name__)
 
@@ -94,12 +94,12 @@ class FileExport(KeysetListing):
         criteria = () if listed.whereclause is None else (listed.whereclause,)
         # The first rows are read before the response starts: a refused or failing read is an error page,
         # not a cut file.
-        rows_read = await started(
-            export_rows(uow, self.model, criteria=criteria, order_by=self.export_order(request))
+        chunks = await export_file(
+            uow, self.model, export_type, criteria=criteria, order_by=self.export_order(request)
         )
         filename = export_filename(self.model, export_type)
         return StreamingResponse(
-            encode(export_type, export_headers(self.model, uow.actor), rows_read),
+            chunks,
             media_type=MEDIA_TYPES[export_type],
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -21,16 +21,15 @@ from backend.cli.fixtures import dumpdata, loaddata
 from backend.cli.output import say
 from backend.db.uow import UnitOfWork
 from backend.errors import AppError
-from backend.services.exchange.exporting import export_headers, export_rows, started
+from backend.services.exchange.exporting import export_file
 from backend.services.exchange.importing import (
     ImportReport,
     confirm_import,
     file_hash,
     preview_import,
 )
-from backend.services.exchange.reading import FORMATS, BadFile, Cell, ImportLimits, read_table
+from backend.services.exchange.reading import FORMATS, BadFile, ImportLimits, read_table
 from backend.services.exchange.selection import count_matching, filter_criteria, model_named, records
-from backend.services.exchange.writing import encode
 
 TICK_ROWS = 1000  # rows between two moves of the progress bar
 
@@ -64,14 +63,14 @@ def export(model_name: str, format_: str | None, filters: tuple[str, ...], outpu
 
     async def work(uow: UnitOfWork) -> int:
         criteria = filter_criteria(model, uow.actor, pairs)
-        headers = export_headers(model, uow.actor)
         total = await count_matching(uow, model, criteria) if show_progress else 0
-        rows = await started(export_rows(uow, model, criteria=criteria))
+        written = _Written()
+        chunks = await export_file(uow, model, format_, criteria=criteria, rows_done=written.told)
         with destination(output) as sink, progress_bar(total, "Exporting", show_progress) as tick:
-            counted = _Counted(rows, tick)
-            async for chunk in encode(format_, headers, counted.rows()):
+            written.tick = tick
+            async for chunk in chunks:
                 sink.write(chunk)
-        return counted.count
+        return written.count
 
     started_at = time.perf_counter()
     count = run(in_unit_of_work(work, writes=False))
@@ -156,21 +155,16 @@ def print_import_report(report: ImportReport, *, dry_run: bool) -> None:
         say(f"Import id: {report.import_id}")
 
 
-class _Counted:
-    """Rows passed on as they are, counted, with the progress told."""
+class _Written:
+    """How many rows are written so far, told to the progress bar as it grows."""
 
-    def __init__(self, rows: AsyncIterator[list[Cell]], tick: Callable[[int], None]) -> None:
-        self._rows = rows
-        self._tick = tick
+    def __init__(self) -> None:
         self.count = 0
+        self.tick: Callable[[int], None] = lambda _rows: None
 
-    async def rows(self) -> AsyncIterator[list[Cell]]:
-        async for row in self._rows:
-            self.count += 1
-            if self.count % TICK_ROWS == 0:
-                self._tick(TICK_ROWS)
-            yield row
-        self._tick(self.count % TICK_ROWS)
+    def told(self, done: int) -> None:
+        self.tick(done - self.count)
+        self.count = done
 
 
 def _format_of(output: Path | None) -> str:

@@ -50,6 +50,7 @@ class UnitOfWork:
         self.settings = settings
         self.committed = False
         self.writes = False
+        self.restoring = False  # writing a recorded state back (backend/services/restoring.py)
         self._repositories: dict[type[Any], Repository[Any]] = {}
         session.info[ACTOR_KEY] = actor
         session.info[AUDIT_ENABLED_KEY] = audit

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,12 +28,11 @@ from backend.jobs.context import JobRefused, JobRun
 from backend.jobs.export_query import ExportQuery
 from backend.models.jobs import Job, JobKind, JobStatus
 from backend.services import masking
-from backend.services.exchange.exporting import export_headers, export_rows
+from backend.services.exchange.exporting import export_file
 from backend.services.exchange.fields import exchange_fields, natural_key
 from backend.services.exchange.importing import ImportReport, RowOutcome, confirm_import, file_hash
 from backend.services.exchange.reading import ImportLimits, read_table
-from backend.services.exchange.reading_rows import Cell
-from backend.services.exchange.writing import MEDIA_TYPES, encode, export_filename
+from backend.services.exchange.writing import MEDIA_TYPES, export_filename
 from backend.services.registry import service_for
 
 REPORTED_ROWS = 1_000  # row outcomes kept in the job's report; the totals count them all
@@ -54,12 +53,23 @@ async def run_export(run: JobRun, job: Job) -> None:
     query = ExportQuery.from_params(job.params)
     await _record_shown_pii(run, job, shown_pii(model, run.owner))
     async with unit_of_work(run.database, run.owner, writes=False) as uow:
-        headers = export_headers(model, run.owner)
         criteria = query.criteria(model, run.owner)
         total = await uow.repo(model).count(where=criteria)
         await run.progress(0, total)
-        rows = export_rows(uow, model, criteria=criteria, order_by=query.ordering(model, run.owner))
-        await files.write_result(run.settings, job, encode(job.format, headers, _counted(rows, run, total)))
+
+        def rows_done(done: int) -> Awaitable[None]:
+            return run.progress(done, max(total, done))
+
+        chunks = await export_file(
+            uow,
+            model,
+            job.format,
+            criteria=criteria,
+            order_by=query.ordering(model, run.owner),
+            rows_done=rows_done,
+            batch=PROGRESS_ROWS,
+        )
+        await files.write_result(run.settings, job, chunks)
     await run.finish(result_name=export_filename(model, job.format), media_type=MEDIA_TYPES[job.format])
 
 
@@ -71,16 +81,6 @@ async def _record_shown_pii(run: JobRun, job: Job, fields: list[str]) -> None:
         await uow.session.execute(statement)
         await uow.commit()
     job.params = params
-
-
-async def _counted(rows: AsyncIterator[list[Cell]], run: JobRun, total: int) -> AsyncIterator[list[Cell]]:
-    done = 0
-    async for row in rows:
-        yield row
-        done += 1
-        if done % PROGRESS_ROWS == 0:
-            await run.progress(done, max(total, done))
-    await run.progress(done, max(total, done))
 
 
 async def run_import(run: JobRun, job: Job) -> None:

@@ -36,20 +36,18 @@ from contextlib import contextmanager
 
 from backend.db.uow import UnitOfWork
 
-RESTORING_KEY = "custodian.restoring"
-
 
 @contextmanager
 def restoring(uow: UnitOfWork) -> Iterator[None]:
     """Mark the writes of `uow` inside the block as restoring a recorded state (see the module)."""
-    before = uow.session.info.get(RESTORING_KEY, False)
-    uow.session.info[RESTORING_KEY] = True
+    before = uow.restoring
+    uow.restoring = True
     try:
         yield
     finally:
-        uow.session.info[RESTORING_KEY] = before
+        uow.restoring = before
 
 
 def is_restoring(uow: UnitOfWork) -> bool:
     """Whether `uow` is restoring a recorded state: no stock moves, no refusals for a past action."""
-    return bool(uow.session.info.get(RESTORING_KEY, False))
+    return uow.restoring

@@ -107,6 +107,7 @@ class FakeUnitOfWork:
         self.actor = actor
         self.settings = settings or make_settings("sqlite+aiosqlite:///:memory:")
         self.repositories: dict[type[Any], FakeRepository[Any]] = {}
+        self.restoring = False
 
     def repo(self, kind: type[Any]) -> FakeRepository[Any]:
         model = kind.model if issubclass(kind, Repository) else kind

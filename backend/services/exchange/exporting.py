@@ -11,10 +11,11 @@ per cell, and a masked value never leaves the database.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from inspect import isawaitable
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ARRAY,
@@ -30,17 +31,28 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    true,
     type_coerce,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.auth.actor import Actor
+from backend.db.statistics import without_jit
 from backend.db.uow import UnitOfWork
 from backend.services import masking
+from backend.services.exchange.csv_sql import (
+    LINE_END,
+    cell_text_sql,
+    checked_line,
+    csv_line_columns,
+    key_list_sql,
+)
 from backend.services.exchange.fields import ExchangeField, cell_text, exchange_fields
 from backend.services.exchange.reading_rows import Cell
+from backend.services.exchange.writing import csv_header, encode
 
 DEFAULT_BATCH = 5000
+T = TypeVar("T")
 
 
 def export_headers(model: type[Any], actor: Actor) -> list[str]:
@@ -81,20 +93,100 @@ async def export_rows(
         await result.close()
 
 
-async def started(rows: AsyncIterator[list[Cell]]) -> AsyncIterator[list[Cell]]:
-    """`rows` with the first one already read: a refusal or a failing query is raised here, before
+RowsDone = Callable[[int], Awaitable[None] | None]  # told how many rows are written so far
+
+
+async def export_file(
+    uow: UnitOfWork,
+    model: type[Any],
+    format: str,
+    *,
+    criteria: Iterable[ColumnElement[bool]] = (),
+    order_by: Sequence[ColumnElement[Any]] = (),
+    rows_done: RowsDone | None = None,
+    batch: int = DEFAULT_BATCH,
+) -> AsyncIterator[bytes]:
+    """`model`'s live rows matching `criteria` as a file of `format`, headers first, in chunks of bytes.
+
+    What the admin, the jobs and the CLI export. Needs `<table>.export`. The
+    query has run and its first rows are read when this returns (`started`).
+    A CSV file on PostgreSQL is written by the database (csv_sql.py), every
+    other file from `export_rows` (writing.py); the bytes are the same.
+    `rows_done` hears the count of rows written, a batch at a time.
+    """
+    headers = export_headers(model, uow.actor)
+    ordering = list(order_by or (model.__table__.c.id,))
+    plan = _ExportPlan.of(model, uow.actor)
+    connection = await uow.session.connection()
+    if format == "csv" and connection.dialect.name == "postgresql" and plan.csv_statement is not None:
+        statement = plan.csv_statement.where(*criteria).order_by(*ordering)
+        return await started(_csv_by_database(uow, statement, headers, rows_done, batch))
+    rows = export_rows(uow, model, criteria=criteria, order_by=ordering, batch=batch)
+    return encode(format, headers, await started(_counting(rows, rows_done, batch)))
+
+
+async def _csv_by_database(
+    uow: UnitOfWork,
+    statement: Select[bool, str],
+    headers: Sequence[str],
+    rows_done: RowsDone | None,
+    batch: int,
+) -> AsyncIterator[bytes]:
+    connection = await uow.session.connection()
+    async with without_jit(uow.session):
+        result = await connection.stream(statement.execution_options(yield_per=batch))
+    try:
+        head = csv_header(headers)
+        done = 0
+        async for rows in result.partitions():
+            lines = [checked_line(line) if flagged else line for flagged, line in rows]
+            lines.append("")  # the last line's end
+            yield head + LINE_END.join(lines).encode()
+            head = b""
+            done += len(rows)
+            await _tell(rows_done, done)
+        if head:
+            yield head
+        await _tell(rows_done, done)
+    finally:
+        await result.close()
+
+
+async def _counting(
+    rows: AsyncIterator[list[Cell]], rows_done: RowsDone | None, every: int
+) -> AsyncIterator[list[Cell]]:
+    done = 0
+    async for row in rows:
+        yield row
+        done += 1
+        if done % every == 0:
+            await _tell(rows_done, done)
+    await _tell(rows_done, done)
+
+
+async def _tell(rows_done: RowsDone | None, done: int) -> None:
+    if rows_done is not None:
+        told = rows_done(done)
+        if isawaitable(told):
+            await told
+
+
+async def started(items: AsyncIterator[T]) -> AsyncIterator[T]:
+    """`items` with the first one already read: a refusal or a failing query is raised here, before
     anything is written (a download not yet begun, a file not yet created), not half-way."""
     try:
-        first = await anext(rows)
+        first = await anext(items)
     except StopAsyncIteration:
-        first = None
+        empty = True
+    else:
+        empty = False
 
-    async def chained() -> AsyncIterator[list[Cell]]:
-        if first is None:
+    async def chained() -> AsyncIterator[T]:
+        if empty:
             return
         yield first
-        async for row in rows:
-            yield row
+        async for item in items:
+            yield item
 
     return chained()
 
@@ -115,20 +207,24 @@ class _ManyReferences:
     position: int  # where its cell goes in a row
     statement: Select[Any]  # (row id, related key) over the link table, in key order
     row_id: ColumnElement[Any]  # the link table's column holding the row's id
+    joined_sql: ColumnElement[str]  # the cell as text, for the row of the outer query (csv_sql.py)
 
     @classmethod
     def of(cls, model: type[Any], field: ExchangeField, position: int) -> _ManyReferences:
         relation: Any = inspect(model).relationships[field.attribute]
-        ((_, row_id),) = relation.synchronize_pairs  # (product.id, product_tag.product_id)
+        ((own_id, row_id),) = relation.synchronize_pairs  # (product.id, product_tag.product_id)
         ((related_id, link_id),) = relation.secondary_synchronize_pairs  # (tag.id, product_tag.tag_id)
         key = related_id.table.c[field.target_key]
-        statement = (
-            select(row_id, key)
-            .select_from(relation.secondary)
-            .join(related_id.table, related_id == link_id)
-            .order_by(row_id, key)
+        links = relation.secondary.join(related_id.table, related_id == link_id)
+        statement = select(row_id, key).select_from(links).order_by(row_id, key)
+        joined_sql = (
+            select(key_list_sql(key))
+            .select_from(links)
+            .where(row_id == own_id)
+            .correlate(own_id.table)  # the outer query's row, however deep this is placed
+            .scalar_subquery()
         )
-        return cls(position, statement, row_id)
+        return cls(position, statement, row_id, joined_sql)
 
     async def read(self, connection: AsyncConnection, ids: list[Any]) -> dict[Any, list[str]]:
         """Row id -> its related keys, for the rows `ids` (a row without any is left out)."""
@@ -150,6 +246,9 @@ class _ExportPlan:
     statement: Select[Any]  # the row's id first, then one column per single-valued field
     conversions: tuple[tuple[int, Callable[[Any], Cell]], ...]  # (index, how) of the values not yet text
     many: tuple[_ManyReferences, ...]  # in ascending position
+    # (needs the formula check, CSV line) per row, written by PostgreSQL (csv_sql.py); None when a
+    # column's text cannot be given there exactly as `fields.cell_text` gives it
+    csv_statement: Select[bool, str] | None
 
     def cells(self, row: Sequence[Any]) -> list[Cell]:
         cells = list(row)
@@ -164,29 +263,48 @@ class _ExportPlan:
         columns: list[ColumnElement[Any]] = []
         conversions: list[tuple[int, Callable[[Any], Cell]]] = []
         many: list[_ManyReferences] = []
+        texts: list[ColumnElement[str] | None] = []  # each cell as SQL text, for csv_statement
+        checked: list[bool] = []
         source: FromClause = table
+        outer: list[FromClause] = [table]  # what the cells' LATERAL subquery refers to
         for position, field in enumerate(_exported_fields(model)):
             if field.kind == "references":
                 many.append(_ManyReferences.of(model, field, position))
+                texts.append(many[-1].joined_sql)
+                checked.append(True)
                 continue
             column = table.c[field.attribute]
             if field.name in hidden:
                 # The database answers the mask itself: the value is never read.
-                columns.append(case((column.is_(None), null()), else_=literal(masking.MASK)))
+                mask = case((column.is_(None), null()), else_=literal(masking.MASK))
+                columns.append(mask)
+                texts.append(mask)
+                checked.append(False)  # a constant the formula rule leaves as it is (test_csv_sql checks)
                 continue
             if field.kind == "reference" and field.target is not None and field.target_key != "id":
                 # Aliased: a model may refer to itself (a category's parent).
                 related = field.target.__table__.alias(f"{field.relationship}_related")
                 source = source.outerjoin(related, related.c.id == column)
+                outer.append(related)
                 column = related.c[field.target_key]
             selected, convert = _as_text(column, joined=column.table is not table)
             if convert is not None:
                 conversions.append((len(columns), convert))
             columns.append(selected)
-        statement = select(*columns).select_from(source)
-        if "deleted_at" in table.c:
-            statement = statement.where(table.c.deleted_at.is_(None))
-        return cls(statement, tuple(conversions), tuple(many))
+            texts.append(cell_text_sql(column))
+            checked.append(True)
+        live = [table.c.deleted_at.is_(None)] if "deleted_at" in table.c else []
+        statement = select(*columns).select_from(source).where(*live)
+        csv_statement: Select[bool, str] | None = None
+        if texts and all(text is not None for text in texts):
+            # Each cell's text once per row, in a LATERAL subquery that OFFSET 0 keeps the planner from
+            # folding into the outer query: the line and the flag use each cell several times, and a
+            # folded query would run the tags' subquery once per use.
+            labelled = [text.label(f"cell_{index}") for index, text in enumerate(texts) if text is not None]
+            cells = select(*labelled).correlate(*outer).offset(0).lateral("cells")
+            flag, line = csv_line_columns(list(cells.c), checked=checked)
+            csv_statement = select(flag, line).select_from(source.join(cells, true())).where(*live)
+        return cls(statement, tuple(conversions), tuple(many), csv_statement)
 
 
 def _as_text(column: Any, *, joined: bool) -> tuple[ColumnElement[Any], Callable[[Any], Cell] | None]:

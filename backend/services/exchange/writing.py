@@ -78,12 +78,18 @@ def spreadsheet_text(cell: Cell) -> str:
     return str(spreadsheet_safe(text))
 
 
+def csv_header(headers: Sequence[str]) -> bytes:
+    """A CSV file's first line. No byte order mark: files round-trip through tools that would keep it
+    in the first header."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow([spreadsheet_text(header) for header in headers])
+    return buffer.getvalue().encode()
+
+
 async def _csv(headers: Sequence[str], rows: AsyncIterator[list[Cell]]) -> AsyncIterator[bytes]:
-    # No byte order mark: files round-trip through tools that would keep it in the first header.
+    yield csv_header(headers)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([spreadsheet_text(header) for header in headers])
-    yield _drain(buffer)
     pending: list[list[str]] = []
     plain = _PLAIN_STARTS
     async for row in rows:
