@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import string
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -50,36 +53,58 @@ LINE_END = "\r\n"  # csv.writer's default, which the Python path writes
 _ASCII_RANGES = ((48, 57), (65, 90), (97, 122))  # 0-9, A-Z, a-z: text no spreadsheet takes for a formula
 _CSV_SPECIAL = '[",\\r\\n]'  # what csv.writer quotes a cell for (regular expression, as PostgreSQL reads it)
 _KEY_SPECIAL = '[,"]'  # what fields.join_keys quotes a key for
+_PYTHON_CSV_SPECIAL = re.compile('[",\r\n]')
+_PLAIN_STARTS = frozenset(string.ascii_letters + string.digits)
 MAX_DECIMAL_PLACES = 6  # beyond this Python's str(Decimal) may use an exponent; numeric::text never does
 
 
-def cell_text_sql(column: Any) -> ColumnElement[str] | None:
+@dataclass(frozen=True)
+class SqlCell:
+    """A cell's text in SQL, and what its values can be, so the database checks only what it must."""
+
+    text: ColumnElement[str]
+    quoted: bool = True  # may hold a comma, a double quote or a line break (csv.writer quotes it)
+    checked: bool = True  # may start with something else than an ASCII letter or digit (formula rule)
+
+    @classmethod
+    def of_values(cls, text: ColumnElement[str], values: Sequence[str]) -> SqlCell:
+        """A cell that only ever holds one of `values` (an enum's, the mask)."""
+        return cls(
+            text,
+            quoted=any(_PYTHON_CSV_SPECIAL.search(value) for value in values),
+            checked=any(value and value[0] not in _PLAIN_STARTS for value in values),
+        )
+
+
+def cell_text_sql(column: Any) -> SqlCell | None:
     """SQL giving the text `fields.cell_text` gives for the column's values (NULL for None), or None."""
     kind = column.type
     if isinstance(kind, Enum):
-        if kind.enum_class is None or list(kind.enums) != [cell_text(member) for member in kind.enum_class]:
+        values = [cell_text(member) for member in kind.enum_class or ()]
+        if kind.enum_class is None or list(kind.enums) != values:
             return None
-        return cast(column, Text)
+        return SqlCell.of_values(cast(column, Text), [str(value) for value in values])
     if isinstance(kind, Boolean):
-        return case((column.is_(True), literal("true")), (column.is_(False), literal("false")))
+        text = case((column.is_(True), literal("true")), (column.is_(False), literal("false")))
+        return SqlCell.of_values(text, ["true", "false"])
     if isinstance(kind, Integer):
-        return cast(column, Text)
-    if isinstance(kind, Numeric) and not isinstance(kind, Integer):
+        return SqlCell(cast(column, Text), quoted=False)  # "-5" starts a formula: still checked
+    if isinstance(kind, Numeric):
         if not kind.asdecimal or kind.scale is None or kind.scale > MAX_DECIMAL_PLACES:
             return None
-        return cast(column, Text)
+        return SqlCell(cast(column, Text), quoted=False)
     if isinstance(kind, DateTime) or isinstance(getattr(kind, "impl", None), DateTime):
         impl = kind if isinstance(kind, DateTime) else kind.impl
         if not impl.timezone:
             return None
-        return _isoformat_utc(column)
+        return SqlCell(_isoformat_utc(column), quoted=False, checked=False)  # digits first, always
     if isinstance(kind, Date):
-        return func.to_char(column, "YYYY-MM-DD")
+        return SqlCell(func.to_char(column, "YYYY-MM-DD"), quoted=False, checked=False)
     try:
         python_type = kind.python_type
     except NotImplementedError:
         return None
-    return column if python_type is str else None
+    return SqlCell(column) if python_type is str else None
 
 
 def _isoformat_utc(column: Any) -> ColumnElement[str]:
@@ -107,18 +132,18 @@ def key_list_sql(key: ColumnElement[Any]) -> ColumnElement[str]:
 
 
 def csv_line_columns(
-    texts: Sequence[ColumnElement[str]], *, checked: Sequence[bool]
+    columns: Sequence[ColumnElement[str]], cells: Sequence[SqlCell]
 ) -> tuple[ColumnElement[bool], ColumnElement[str]]:
-    """(flag, line): whether a cell of the row needs the formula check, and the row as a CSV line.
-
-    `checked[i]` is False for a cell that never needs the check (the mask, a
-    constant the rule leaves as it is).
-    """
-    quoted = [_csv_cell(text) for text in texts]
+    """(flag, line) over the cells' texts `columns`: whether a cell of the row needs the formula check,
+    and the row as a CSV line; each cell quoted and checked only when its `SqlCell` says it may need it."""
+    quoted = [
+        _csv_cell(column) if cell.quoted else func.coalesce(column, literal(""))
+        for column, cell in zip(columns, cells, strict=True)
+    ]
     line: ColumnElement[str] = quoted[0]
-    for cell in quoted[1:]:
-        line = line + literal(",") + cell
-    needs_check = [_not_plain(text) for text, check in zip(texts, checked, strict=True) if check]
+    for text in quoted[1:]:
+        line = line + literal(",") + text
+    needs_check = [_not_plain(column) for column, cell in zip(columns, cells, strict=True) if cell.checked]
     flag = func.coalesce(or_(false(), *needs_check), false())
     return flag, line
 

@@ -42,6 +42,7 @@ from backend.db.uow import UnitOfWork
 from backend.services import masking
 from backend.services.exchange.csv_sql import (
     LINE_END,
+    SqlCell,
     cell_text_sql,
     checked_line,
     csv_line_columns,
@@ -207,7 +208,7 @@ class _ManyReferences:
     position: int  # where its cell goes in a row
     statement: Select[Any]  # (row id, related key) over the link table, in key order
     row_id: ColumnElement[Any]  # the link table's column holding the row's id
-    joined_sql: ColumnElement[str]  # the cell as text, for the row of the outer query (csv_sql.py)
+    joined_sql: SqlCell  # the cell as text, for the row of the outer query (csv_sql.py)
 
     @classmethod
     def of(cls, model: type[Any], field: ExchangeField, position: int) -> _ManyReferences:
@@ -217,7 +218,7 @@ class _ManyReferences:
         key = related_id.table.c[field.target_key]
         links = relation.secondary.join(related_id.table, related_id == link_id)
         statement = select(row_id, key).select_from(links).order_by(row_id, key)
-        joined_sql = (
+        joined_sql = SqlCell(
             select(key_list_sql(key))
             .select_from(links)
             .where(row_id == own_id)
@@ -263,23 +264,21 @@ class _ExportPlan:
         columns: list[ColumnElement[Any]] = []
         conversions: list[tuple[int, Callable[[Any], Cell]]] = []
         many: list[_ManyReferences] = []
-        texts: list[ColumnElement[str] | None] = []  # each cell as SQL text, for csv_statement
-        checked: list[bool] = []
+        texts: list[SqlCell | None] = []  # each cell as SQL text, for csv_statement
         source: FromClause = table
         outer: list[FromClause] = [table]  # what the cells' LATERAL subquery refers to
         for position, field in enumerate(_exported_fields(model)):
             if field.kind == "references":
                 many.append(_ManyReferences.of(model, field, position))
                 texts.append(many[-1].joined_sql)
-                checked.append(True)
                 continue
             column = table.c[field.attribute]
             if field.name in hidden:
                 # The database answers the mask itself: the value is never read.
                 mask = case((column.is_(None), null()), else_=literal(masking.MASK))
                 columns.append(mask)
-                texts.append(mask)
-                checked.append(False)  # a constant the formula rule leaves as it is (test_csv_sql checks)
+                # The mask is a constant the formula rule leaves as it is (test_csv_sql checks).
+                texts.append(SqlCell(mask, quoted=False, checked=False))
                 continue
             if field.kind == "reference" and field.target is not None and field.target_key != "id":
                 # Aliased: a model may refer to itself (a category's parent).
@@ -292,7 +291,6 @@ class _ExportPlan:
                 conversions.append((len(columns), convert))
             columns.append(selected)
             texts.append(cell_text_sql(column))
-            checked.append(True)
         live = [table.c.deleted_at.is_(None)] if "deleted_at" in table.c else []
         statement = select(*columns).select_from(source).where(*live)
         csv_statement: Select[bool, str] | None = None
@@ -300,9 +298,10 @@ class _ExportPlan:
             # Each cell's text once per row, in a LATERAL subquery that OFFSET 0 keeps the planner from
             # folding into the outer query: the line and the flag use each cell several times, and a
             # folded query would run the tags' subquery once per use.
-            labelled = [text.label(f"cell_{index}") for index, text in enumerate(texts) if text is not None]
+            known = [text for text in texts if text is not None]
+            labelled = [cell.text.label(f"cell_{index}") for index, cell in enumerate(known)]
             cells = select(*labelled).correlate(*outer).offset(0).lateral("cells")
-            flag, line = csv_line_columns(list(cells.c), checked=checked)
+            flag, line = csv_line_columns(list(cells.c), known)
             csv_statement = select(flag, line).select_from(source.join(cells, true())).where(*live)
         return cls(statement, tuple(conversions), tuple(many), csv_statement)
 

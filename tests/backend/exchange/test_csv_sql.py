@@ -164,3 +164,4 @@ async def by_python_filtered_empty(uow: UnitOfWork) -> bytes:
 def test_the_mask_is_left_as_it_is_by_the_formula_rule() -> None:
     # The database does not flag masked cells for the check: this is why it need not.
     assert spreadsheet_text(masking.MASK) == masking.MASK
+    assert not set(masking.MASK) & set(',"\r\n')  # nor does csv.writer quote it
