@@ -145,9 +145,12 @@ def _created(obj: Any) -> dict[str, Any]:
         value = getattr(obj, column.key, None)
         if value is not None:
             changes[column.key] = [None, REDACTED if column.key in secrets else _jsonable(value)]
-    for key, history in _collection_histories(obj):
-        if history.added:
-            changes[key] = [[], sorted(str(item) for item in history.added)]
+    for relationship in state.mapper.relationships:
+        # A new row's many-to-many collection is all added: read it as it is, not through its history,
+        # which costs a new mapping of every attribute per object (a large import makes thousands).
+        added = state.dict.get(relationship.key) if relationship.secondary is not None else None
+        if added:
+            changes[relationship.key] = [[], sorted(str(item) for item in added)]
     return changes
 
 

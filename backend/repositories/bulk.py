@@ -68,9 +68,11 @@ async def insert_built(session: AsyncSession, objects: Sequence[Any]) -> list[An
     for group in shapes.values():
         statement = insert(table).returning(*table.c, sort_by_parameter_order=True)
         result = await session.execute(statement, [values for _obj, values in group])
-        for (obj, _values), row in zip(group, result, strict=True):
-            for column, value in zip(table.c, row, strict=True):
-                set_committed_value(obj, mapper.get_property_by_column(column).key, value)
+        keys = [mapper.get_property_by_column(column).key for column in table.c]
+        for (obj, values), row in zip(group, result, strict=True):
+            for column, key, value in zip(table.c, keys, row, strict=True):
+                if column.key not in values:  # the id and the defaults; what was set stays as set,
+                    set_committed_value(obj, key, value)  # as after a flush
             written.append(obj)
     await _insert_links(session, mapper, written)
     entries = audit.inserted_entries(session.sync_session, written)
@@ -111,16 +113,19 @@ async def _insert_links(session: AsyncSession, mapper: Mapper[Any], objects: Seq
         secondary = relationship.secondary
         if secondary is None or not isinstance(secondary, Table):
             continue
+        own = [
+            (str(link.key), mapper.get_property_by_column(column).key)
+            for column, link in relationship.synchronize_pairs
+        ]
+        other = [
+            (str(link.key), relationship.mapper.get_property_by_column(column).key)
+            for column, link in relationship.secondary_synchronize_pairs or ()
+        ]
         rows: list[dict[str, Any]] = []
         for obj in objects:
             for related in inspect(obj).dict.get(relationship.key) or ():
-                row = {
-                    str(link.key): getattr(obj, mapper.get_property_by_column(own).key)
-                    for own, link in relationship.synchronize_pairs
-                }
-                target = relationship.mapper
-                for other, link in relationship.secondary_synchronize_pairs or ():
-                    row[str(link.key)] = getattr(related, target.get_property_by_column(other).key)
+                row = {link: getattr(obj, key) for link, key in own}
+                row.update((link, getattr(related, key)) for link, key in other)
                 rows.append(row)
         if rows:
             await session.execute(insert(secondary), rows)

@@ -54,7 +54,7 @@ from backend.values import is_id_text
 
 RowStatus = Literal["new", "changed", "unchanged", "error"]
 Progress = Callable[[int, int], Awaitable[None] | None]
-BATCH = 500
+BATCH = 2000
 LOOKUP_CHUNK = 1000  # keys per IN (...) query: well under every database's parameter limit
 MAX_LISTED_ROWS = 10  # rows named in a file-level message (duplicate keys)
 ANALYZE_AFTER_ROWS = 1_000  # a confirm writing this many rows refreshes the table's planner statistics
