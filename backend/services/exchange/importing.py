@@ -210,6 +210,11 @@ class _Row:
     written: Any = None  # the record this row creates or changes, once staged
     outcome: RowOutcome | None = None
 
+    def release(self) -> None:
+        """Let go of what the row was checked and written with, once its outcome is known."""
+        self.values = self.cells = {}
+        self.existing = self.written = None
+
     def settle(self) -> None:
         """Note the id of the record the row wrote, now that it is flushed."""
         record = self.written if self.written is not None else self.existing
@@ -315,6 +320,10 @@ class _ImportRun:
             await self._write(batch)
             done += len(batch)
             self.report.rows.extend(row.outcome for row in batch if row.outcome is not None)
+            for row in batch:
+                # The outcome is all that is kept: a record held to the end of a 100,000-row file is
+                # memory, and work for the garbage collector each time it scans what survives.
+                row.release()
             if self.progress is not None:
                 result = self.progress(done, total)
                 if pyinspect.isawaitable(result):
