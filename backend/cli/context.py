@@ -54,14 +54,24 @@ async def in_unit_of_work(
     on SQLite it does not take the write lock, so it neither waits for nor
     holds up the admin's writes.
     """
-    settings = current_settings()
-    database = Database(settings)
-    try:
+
+    async def in_transaction(database: Database) -> T:
         async with unit_of_work(database, system_actor(), audit=audit, writes=writes) as uow:
             result = await work(uow)
             if uow.writes:  # a read-only unit has nothing to commit
                 await uow.commit()
             return result
+
+    return await on_database(in_transaction)
+
+
+async def on_database(work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `work` against the configured database, disposed after; a database that is not migrated
+    or not reachable is said in one line (the errors `migrations.not_migrated` and `unavailable` give)."""
+    settings = current_settings()
+    database = Database(settings)
+    try:
+        return await work(database)
     except Exception as exc:
         # A missing table or column looks like an outage to SQLite and like a
         # programming error to PostgreSQL; Alembic's version table tells.

@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 
 import click
 
-from backend.cli.context import current_settings, run
+from backend.cli.context import current_settings, on_database, run
 from backend.cli.output import say
 from backend.config import Settings
 from backend.db import migrations
 from backend.db.errors import is_database_unavailable, unavailable
 from backend.db.session import Database
 from backend.errors import AppError
-from backend.jobs.cleanup import Cleaned, remove_expired_files
+from backend.jobs.cleanup import remove_expired_files
 from backend.jobs.progress import progress_of
 from backend.models.jobs import Job, JobStatus
 
@@ -89,7 +89,7 @@ def jobs() -> None:
 def list_jobs(limit: int, statuses: tuple[str, ...]) -> None:
     """Jobs of every user, newest first: id, owner, kind, model, status, progress."""
     wanted = tuple(JobStatus(status) for status in statuses)
-    found = run(_newest(current_settings(), limit, wanted))
+    found = run(_newest(limit, wanted))
     if not found:
         say("No jobs.")
         return
@@ -102,49 +102,21 @@ def list_jobs(limit: int, statuses: tuple[str, ...]) -> None:
         )
 
 
-async def _newest(settings: Settings, limit: int, statuses: tuple[JobStatus, ...]) -> list[Job]:
+async def _newest(limit: int, statuses: tuple[JobStatus, ...]) -> list[Job]:
     from backend.jobs.service import JobService  # the queue's client loads only for this command
 
-    database = Database(settings)
-    try:
-        try:
-            return await JobService(database).newest(limit=limit, statuses=statuses)
-        except Exception as exc:
-            behind = await migrations.not_migrated(settings, database.engine)
-            if behind is not None:
-                raise behind from exc
-            if is_database_unavailable(exc):
-                raise unavailable(settings, exc) from exc
-            raise
-    finally:
-        await database.dispose()
+    return await on_database(lambda database: JobService(database).newest(limit=limit, statuses=statuses))
 
 
 @jobs.command("cleanup")
 def cleanup() -> None:
     """Delete the uploads and results of jobs finished more than JOB_FILES_KEEP_DAYS days ago."""
     settings = current_settings()
-    cleaned = run(_cleanup(settings))
+    cleaned = run(on_database(remove_expired_files))
     say(
         f"Removed {cleaned} of jobs finished more than {settings.job_files_keep_days} days ago "
         f"(JOB_FILES_KEEP_DAYS) from {settings.job_files_dir}."
     )
-
-
-async def _cleanup(settings: Settings) -> Cleaned:
-    database = Database(settings)
-    try:
-        try:
-            return await remove_expired_files(database)
-        except Exception as exc:
-            behind = await migrations.not_migrated(settings, database.engine)
-            if behind is not None:
-                raise behind from exc
-            if is_database_unavailable(exc):
-                raise unavailable(settings, exc) from exc
-            raise
-    finally:
-        await database.dispose()
 
 
 def _progress_text(job: Job, now: datetime) -> str:

@@ -62,7 +62,8 @@ async def without_jit(session: AsyncSession) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def _planner_setting(session: AsyncSession, name: str, value: str) -> AsyncIterator[None]:
-    """`name` set to `value` for the block (SET LOCAL: this transaction only), then put back."""
+    """`name` set to `value` for the block (SET LOCAL: this transaction only), then put back when the
+    block ends normally."""
     connection = await session.connection()
     if connection.dialect.name != "postgresql":
         yield
@@ -70,9 +71,9 @@ async def _planner_setting(session: AsyncSession, name: str, value: str) -> Asyn
     before = await connection.scalar(
         text("SELECT current_setting(:name), set_config(:name, :value, true)"), {"name": name, "value": value}
     )
-    try:
-        yield
-    finally:
-        await connection.execute(
-            text("SELECT set_config(:name, :before, true)"), {"name": name, "before": before}
-        )
+    yield
+    # Not in a `finally`: after an error the transaction may be aborted, and a statement sent then would
+    # fail and hide the error; the SET LOCAL ends with the transaction or savepoint the error ends.
+    await connection.execute(
+        text("SELECT set_config(:name, :before, true)"), {"name": name, "before": before}
+    )

@@ -90,7 +90,10 @@ def _row_values(mapper: Mapper[Any], obj: Any) -> dict[str, Any] | None:
     values: dict[str, Any] = {}
     for prop in mapper.column_attrs:
         if prop.key in state.dict and len(prop.columns) == 1:
-            values[prop.columns[0].key] = state.dict[prop.key]
+            column, value = prop.columns[0], state.dict[prop.key]
+            if value is None and (column.default is not None or column.server_default is not None):
+                continue  # as a flush does: None given for a column with a default takes the default
+            values[column.key] = value
     for relationship in mapper.relationships:
         if relationship.key not in state.dict:
             continue

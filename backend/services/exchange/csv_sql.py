@@ -42,8 +42,10 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    null,
     or_,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from backend.services.exchange.fields import LIST_SEPARATOR, cell_text
@@ -99,7 +101,8 @@ def cell_text_sql(column: Any) -> SqlCell | None:
             return None
         return SqlCell(_isoformat_utc(column), quoted=False, checked=False)  # digits first, always
     if isinstance(kind, Date):
-        return SqlCell(func.to_char(column, "YYYY-MM-DD"), quoted=False, checked=False)
+        day = _finite_or(column, func.to_char(column, "YYYY-MM-DD"), "9999-12-31", "0001-01-01")
+        return SqlCell(day, quoted=False, checked=False)
     try:
         python_type = kind.python_type
     except NotImplementedError:
@@ -108,13 +111,24 @@ def cell_text_sql(column: Any) -> SqlCell | None:
 
 
 def _isoformat_utc(column: Any) -> ColumnElement[str]:
-    """`datetime.isoformat()` of an aware UTC value: microseconds only when there are any."""
+    """`datetime.isoformat()` of an aware UTC value: microseconds only when there are any; PostgreSQL's
+    infinities as asyncpg reads them (`datetime.max` and `datetime.min`)."""
     utc = func.timezone("UTC", column)
     fraction = case(
         (func.mod(cast(func.extract("microseconds", column), Integer), 1_000_000) == 0, literal("")),
         else_=func.to_char(utc, ".US"),
     )
-    return func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS') + fraction + literal("+00:00")
+    finite = func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS') + fraction + literal("+00:00")
+    return _finite_or(column, finite, "9999-12-31T23:59:59.999999+00:00", "0001-01-01T00:00:00+00:00")
+
+
+def _finite_or(column: Any, finite: ColumnElement[str], latest: str, earliest: str) -> ColumnElement[str]:
+    return case(
+        (column.is_(None), null()),
+        (func.isfinite(column), finite),
+        (column > func.now(), literal(latest)),
+        else_=literal(earliest),
+    )
 
 
 def joined_keys_sql(key: ColumnElement[Any]) -> ColumnElement[str]:
@@ -133,9 +147,14 @@ def key_list_sql(key: ColumnElement[Any]) -> ColumnElement[str]:
 
 def csv_line_columns(
     columns: Sequence[ColumnElement[str]], cells: Sequence[SqlCell]
-) -> tuple[ColumnElement[bool], ColumnElement[str]]:
-    """(flag, line) over the cells' texts `columns`: whether a cell of the row needs the formula check,
-    and the row as a CSV line; each cell quoted and checked only when its `SqlCell` says it may need it."""
+) -> tuple[ColumnElement[str], ColumnElement[list[str | None]]]:
+    """(line, cells to check) over the cells' texts `columns`: the row as a CSV line, and, for the rare
+    row with a cell that needs the formula check, all its cells as an array (NULL for the others).
+
+    Each cell is quoted and checked only when its `SqlCell` says it may need it.
+    The flagged row's cells come as they are, not re-read from its line: a cell
+    can be longer than the csv module reads in one field.
+    """
     quoted = [
         _csv_cell(column) if cell.quoted else func.coalesce(column, literal(""))
         for column, cell in zip(columns, cells, strict=True)
@@ -144,8 +163,9 @@ def csv_line_columns(
     for text in quoted[1:]:
         line = line + literal(",") + text
     needs_check = [_not_plain(column) for column, cell in zip(columns, cells, strict=True) if cell.checked]
-    flag = func.coalesce(or_(false(), *needs_check), false())
-    return flag, line
+    flagged = func.coalesce(or_(false(), *needs_check), false())
+    to_check = case((flagged, postgresql.array([cast(column, Text) for column in columns])), else_=null())
+    return line, to_check
 
 
 def _csv_cell(text: ColumnElement[str]) -> ColumnElement[str]:
@@ -161,9 +181,8 @@ def _not_plain(text: ColumnElement[str]) -> ColumnElement[bool]:
     return and_(text != "", ~plain)
 
 
-def checked_line(line: str) -> str:
-    """A flagged row's CSV line with every cell through the formula rule (`writing.spreadsheet_text`)."""
-    (cells,) = list(csv.reader(io.StringIO(line, newline="")))
+def checked_line(cells: Sequence[str | None]) -> str:
+    """A flagged row's CSV line, every cell through the formula rule (`writing.spreadsheet_text`)."""
     buffer = io.StringIO()
     csv.writer(buffer).writerow([spreadsheet_text(cell) for cell in cells])  # quoted as the Python path does
     return buffer.getvalue().removesuffix(LINE_END)

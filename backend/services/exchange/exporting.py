@@ -128,7 +128,7 @@ async def export_file(
 
 async def _csv_by_database(
     uow: UnitOfWork,
-    statement: Select[bool, str],
+    statement: Select[str, list[str | None]],
     headers: Sequence[str],
     rows_done: RowsDone | None,
     batch: int,
@@ -140,7 +140,7 @@ async def _csv_by_database(
         head = csv_header(headers)
         done = 0
         async for rows in result.partitions():
-            lines = [checked_line(line) if flagged else line for flagged, line in rows]
+            lines = [line if cells is None else checked_line(cells) for line, cells in rows]
             lines.append("")  # the last line's end
             yield head + LINE_END.join(lines).encode()
             head = b""
@@ -249,7 +249,7 @@ class _ExportPlan:
     many: tuple[_ManyReferences, ...]  # in ascending position
     # (needs the formula check, CSV line) per row, written by PostgreSQL (csv_sql.py); None when a
     # column's text cannot be given there exactly as `fields.cell_text` gives it
-    csv_statement: Select[bool, str] | None
+    csv_statement: Select[str, list[str | None]] | None
 
     def cells(self, row: Sequence[Any]) -> list[Cell]:
         cells = list(row)
@@ -293,7 +293,7 @@ class _ExportPlan:
             texts.append(cell_text_sql(column))
         live = [table.c.deleted_at.is_(None)] if "deleted_at" in table.c else []
         statement = select(*columns).select_from(source).where(*live)
-        csv_statement: Select[bool, str] | None = None
+        csv_statement: Select[str, list[str | None]] | None = None
         if texts and all(text is not None for text in texts):
             # Each cell's text once per row, in a LATERAL subquery that OFFSET 0 keeps the planner from
             # folding into the outer query: the line and the flag use each cell several times, and a
@@ -301,8 +301,8 @@ class _ExportPlan:
             known = [text for text in texts if text is not None]
             labelled = [cell.text.label(f"cell_{index}") for index, cell in enumerate(known)]
             cells = select(*labelled).correlate(*outer).offset(0).lateral("cells")
-            flag, line = csv_line_columns(list(cells.c), known)
-            csv_statement = select(flag, line).select_from(source.join(cells, true())).where(*live)
+            line, to_check = csv_line_columns(list(cells.c), known)
+            csv_statement = select(line, to_check).select_from(source.join(cells, true())).where(*live)
         return cls(statement, tuple(conversions), tuple(many), csv_statement)
 
 

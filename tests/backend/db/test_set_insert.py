@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.actor import Actor
@@ -169,3 +169,23 @@ async def test_key_lookups_read_the_btree_index_and_restore_the_setting(
             )
         assert "trgm" not in plan
         assert await uow.session.scalar(text("SHOW enable_bitmapscan")) == before
+
+
+async def test_none_for_a_column_with_a_default_takes_the_default_as_a_flush_does(
+    database: Database, session: AsyncSession
+) -> None:
+    category = await make_category(session)
+    async with unit_of_work(database, SYSTEM) as uow:
+        flushed, built = _product(category.id, description=None), _product(category.id, description=None)
+        uow.session.add(flushed)
+        await uow.session.flush()
+        await uow.repo(Product).insert_built([built])
+        assert flushed.description == built.description == ""
+
+
+@pytest.mark.postgres
+async def test_an_error_inside_a_planner_setting_is_the_error_raised(database: Database) -> None:
+    async with unit_of_work(database, SYSTEM) as uow:
+        with pytest.raises(DBAPIError, match="division by zero"):
+            async with btree_lookups(uow.session):
+                await uow.session.execute(text("SELECT 1/0"))
