@@ -464,12 +464,13 @@ class _ImportRun:
         for row in rows:
             row.outcome = row.written = None
             try:
-                async with self.service.writing(row.existing):
+                async with self.service.writing(row.existing) as write:
                     await self._apply(row)
                     if row.outcome is not None and row.outcome.status == "error":
                         raise _RowFailed
                     if row.existing is None and row.written is not None:
                         self.service.repo.stage(row.written)  # one row: the flush says what is wrong
+                        write.obj = row.written  # so a clash names the value it clashed on
                 row.settle()
             except _RowFailed:
                 continue

@@ -161,6 +161,21 @@ async def test_a_unique_clash_is_pinned_to_its_row(system_uow: UnitOfWork, sessi
     assert first.name == "Fine"
 
 
+async def test_a_new_row_clashing_with_a_record_names_the_value(
+    system_uow: UnitOfWork, session: AsyncSession
+) -> None:
+    """Matched by id, a row without one is new: its name may clash with a tag's; the message says which."""
+    taken = await make_tag(session, name=unique("taken-"))
+    rows = table(["ID", "Name"], ["", unique("fresh-")], ["", taken.name])
+
+    report = await confirm_import(
+        system_uow, Tag, rows, key="id", file_name="t.csv", file_hash="h", skip_errors=True
+    )
+
+    assert [row.status for row in report.rows] == ["new", "error"], report
+    assert report.rows[1].errors == {"Name": [f"A tag named {taken.name} already exists."]}
+
+
 async def test_a_key_repeated_in_the_file_refuses_the_file(system_uow: UnitOfWork) -> None:
     rows = table(["SKU", "Name"], ["A-1", "One"], ["A-1", "Two"])
     with pytest.raises(FileRefused, match="rows 2 and 3"):
