@@ -7,7 +7,9 @@ view gets, for holders of `<table>.import`:
 - GET  /admin/<identity>/import/upload: the form, the limits, the headers the model takes;
 - POST /admin/<identity>/import/upload: the file is read (backend/services/exchange/reading.py)
   and previewed (importing.preview_import, which writes nothing), and kept for the confirm
-  (admin/import_uploads.py);
+  (admin/import_uploads.py); on PostgreSQL, a file of more rows than JOB_THRESHOLD_ROWS is
+  previewed by a job instead (a preview runs at a few thousand rows/s: a request would time
+  out), whose page shows the report and imports the same file (admin/views/jobs.py);
 - POST /admin/<identity>/import/confirm: the kept file is claimed, read again and imported
   (importing.confirm_import) in the request's unit of work, which commits.
 
@@ -133,6 +135,10 @@ class FileImport(ModelView):
         digest = file_hash(data)
         try:
             table = await self._read(uow.settings, data, name)
+            if runs_as_job(database_of(request), len(table.rows)):
+                return await self._submit_preview(
+                    request, data, table, file_name=name, digest=digest, key=key
+                )
             report = await preview_import(uow, self.model, table, key=key, file_name=name, file_hash=digest)
         except (BadFile, ValidationFailed, PermissionDenied) as exc:
             return await self._upload_page(request, uow.settings, error=exc.message, key=key)
@@ -186,7 +192,9 @@ class FileImport(ModelView):
 
         On PostgreSQL, a file of more rows than `settings.job_threshold_rows` runs
         as a job (backend/jobs), answered with the job's page; anything smaller,
-        and everything on SQLite, imports in the request.
+        and everything on SQLite, imports in the request. Such a file is previewed
+        by a job already (its page imports it); this branch serves an upload
+        previewed here while the threshold was higher.
         """
         info = claimed.info
         try:
@@ -251,6 +259,23 @@ class FileImport(ModelView):
         )
         claimed.discard()
         return answer
+
+    async def _submit_preview(
+        self, request: Request, data: bytes, table: Table, *, file_name: str, digest: str, key: str
+    ) -> Response:
+        """Queue the preview of a large file as a job and show its page, where the report then appears
+        with "Import these rows" (which imports this same stored file)."""
+        rows = len(table.rows)
+        return await submit_job(
+            request,
+            kind="preview",
+            table=self._table,
+            format=table.format,
+            params={"file_name": file_name, "key": key, "hash": digest},
+            data=data,
+            message=f"{file_name} has {rows:,} rows, so it is previewed by a job; this page shows its "
+            "progress, then what an import would do. Nothing is written until you import the rows.",
+        )
 
     def _announce(self, request: Request, report: ImportReport) -> None:
         totals = report.totals

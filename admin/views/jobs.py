@@ -7,7 +7,10 @@ export's file is sent from disk to its owner only, after checking they may
 still export those rows and see the personal data it holds; an import's
 report is masked for whoever looks at it (backend/jobs/exchange.py,
 `shown_report`); a failed job can be retried (a POST with the CSRF
-token, ending in a flash message).
+token, ending in a flash message). A done import preview (the preview of a
+large file, on PostgreSQL) shows what an import would do and offers "Import
+these rows": a POST with the CSRF token that starts the import of the same
+stored file (backend/jobs/previews.py) and answers with the import job's page.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqladmin import BaseView, expose
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
@@ -24,10 +28,12 @@ from admin import outcomes
 from admin.auth import current_actor
 from admin.controls import database_of
 from admin.params import path_id
+from backend.auth.actor import Actor
 from backend.errors import Conflict, DatabaseUnavailable
 from backend.jobs.exchange import shown_error, shown_report
+from backend.jobs.previews import IMPORT_JOB, can_import_previewed, import_previewed, preview_gone
 from backend.jobs.progress import duration_text, progress_of
-from backend.jobs.service import JobService
+from backend.jobs.service import PREVIEW_JOB, JobService
 from backend.models.jobs import Job, JobKind, JobStatus
 
 JOB_ACTIONS = (".export", ".import")
@@ -49,6 +55,25 @@ def _shown(request: Request, service: JobService, job: Job, now: datetime) -> di
         "unfinished": not job.status.finished,
         "can_download": service.can_download(actor, job),
     }
+
+
+def _preview_context(service: JobService, actor: Actor, job: Job) -> dict[str, Any]:
+    """What the page says of the preview/import pair a job belongs to, and whether it offers the import."""
+    linked = job.params.get(IMPORT_JOB if job.kind is JobKind.PREVIEW else PREVIEW_JOB)
+    context: dict[str, Any] = {
+        "is_preview": job.kind is JobKind.PREVIEW,
+        "linked_job": linked if isinstance(linked, int) else None,
+        "can_import": can_import_previewed(service, actor, job),
+        "import_refused": None,
+    }
+    if job.kind is JobKind.PREVIEW and job.status is JobStatus.DONE and not context["can_import"]:
+        permission = f"{job.model}.import"
+        context["import_refused"] = (
+            preview_gone(job)
+            if actor.has_perm(permission)
+            else f"You need the permission {permission} to import these rows."
+        )
+    return context
 
 
 class JobsView(BaseView):
@@ -89,11 +114,13 @@ class JobsView(BaseView):
         except DatabaseUnavailable as exc:
             raise HTTPException(status_code=503, detail=exc.message) from exc
         actor = current_actor(request)
+        may_retry = actor.has_perm(f"{job.model}.{job.kind.permission}")
         context = {
             **_shown(request, service, job, datetime.now(UTC)),
-            "report": shown_report(actor, job.report) if job.kind is JobKind.IMPORT and job.report else None,
+            **_preview_context(service, actor, job),
+            "report": shown_report(actor, job.report) if job.kind.reads_upload and job.report else None,
             "error": shown_error(actor, job),
-            "can_retry": job.status is JobStatus.FAILED and actor.has_perm(f"{job.model}.{job.kind.value}"),
+            "can_retry": job.status is JobStatus.FAILED and may_retry,
             "can_read_audit": actor.has_perm("audit.view"),
         }
         return await self.templates.TemplateResponse(request, "custodian/jobs_detail.html", context)
@@ -131,3 +158,43 @@ class JobsView(BaseView):
         else:
             outcomes.succeeded(request, f"Job {job_id} is queued again; this page follows its progress.")
         return RedirectResponse(str(page), status_code=303)
+
+    @expose("/jobs/{pk}/import", methods=["POST"], identity="jobs-import")
+    async def import_rows(self, request: Request) -> Response:
+        """Import the rows a done preview job read ("Import these rows"); the import job's page.
+
+        Another user's job is a 404 and a missing `<table>.import` a 403 (the
+        service's refusals, through the admin's error pages); a preview whose
+        file is gone, or changed, stays on its page with the reason.
+        """
+        job_id = path_id(request)
+        form = await request.form()  # its CSRF token was checked with the session (admin/auth.py)
+        page = request.url_for("admin:view-jobs-detail", pk=job_id)
+        try:
+            job = await import_previewed(
+                _jobs(request),
+                current_actor(request),
+                job_id,
+                expected_hash=_text(form, "file_hash"),
+                skip_errors=_text(form, "skip_errors") == "yes",
+            )
+        except (Conflict, DatabaseUnavailable) as exc:
+            outcomes.refused(request, exc.message)
+            return RedirectResponse(str(page), status_code=303)
+        name = job.params.get("file_name") or "The file"
+        if job.status is JobStatus.FAILED:  # SQLite runs it at once; its reason may name hidden keys
+            reason = shown_error(current_actor(request), job)
+            outcomes.refused(request, f"The import of {name} failed: {reason}")
+        elif job.status is JobStatus.DONE:
+            outcomes.succeeded(request, f"{name} was imported; its report is below.")
+        else:
+            outcomes.succeeded(
+                request,
+                f"{name} is being imported as a job; this page shows its progress and then its report.",
+            )
+        return RedirectResponse(str(request.url_for("admin:view-jobs-detail", pk=job.id)), status_code=303)
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""

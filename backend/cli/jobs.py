@@ -94,10 +94,10 @@ def list_jobs(limit: int, statuses: tuple[str, ...]) -> None:
         say("No jobs.")
         return
     now = datetime.now(UTC)
-    say(f"{'id':>6}  {'owner':<20} {'kind':<6} {'model':<14} {'status':<8} progress")
+    say(f"{'id':>6}  {'owner':<20} {'kind':<7} {'model':<14} {'status':<8} progress")
     for job in found:
         say(
-            f"{job.id:>6}  {job.owner_name[:20]:<20} {job.kind.value:<6} {job.model[:14]:<14} "
+            f"{job.id:>6}  {job.owner_name[:20]:<20} {job.kind.value:<7} {job.model[:14]:<14} "
             f"{job.status.value:<8} {_progress_text(job, now)}"
         )
 

@@ -5,9 +5,10 @@ Uploads may hold personal data and results are whole tables: they are kept
 long enough to download a result or retry a failed import, not forever. The
 job row stays (its report, its history); its page then says the file is no
 longer kept. Only the folder's job files are looked at (`<id>-<token>.upload`,
-`.result`, and the `.partial` a stopped write may leave): a file of a job
-still queued or running is never touched, and a file no job row owns (its
-transaction rolled back, the token replaced) goes once it is as old as that.
+`.result`, the `.partial` a stopped write may leave, and the `.claimed` upload
+of a preview whose import was cut short): a file of a job still queued or
+running is never touched, and a file no job row owns (its transaction rolled
+back, the token replaced) goes once it is as old as that.
 The admin's preview uploads live in a folder of their own, left alone here.
 """
 
@@ -32,7 +33,7 @@ from backend.models.jobs import Job
 
 logger = logging.getLogger(__name__)
 
-_JOB_FILE = re.compile(r"(?P<id>[0-9]{1,18})-(?P<token>[0-9a-f]{32})\.(?:upload|result|partial)")
+_JOB_FILE = re.compile(r"(?P<id>[0-9]{1,18})-(?P<token>[0-9a-f]{32})\.(?:upload|result|partial|claimed)")
 LOOKUP_CHUNK = 1000  # job ids per IN (...) query
 # The jobs' bookkeeper (`runner.BOOKKEEPER`), named here so the CLI does not load the job kinds.
 _READER = Actor.system("jobs")

@@ -1,4 +1,4 @@
-"""The two job kinds: an export into the job's file, and an import of the job's upload.
+"""The job kinds: an export into the job's file, an import of the job's upload, and its preview.
 
 An export reads as its owner (masked as they see the rows) in a read-only
 unit of work and writes its file under a temporary name, renamed when
@@ -8,6 +8,9 @@ longer see them (JobService.result_file). An import reads the stored upload and 
 `confirm_import` in ONE unit of work as its owner, marks the job done in
 that same transaction, and commits: a worker killed mid-way leaves nothing
 written, and a job is never "done" without its rows (nor the reverse).
+A preview runs `preview_import` as its owner, writes nothing, and keeps
+the report and the upload: "Import these rows" on its page starts the
+import of that same file (JobService.import_previewed).
 """
 
 from __future__ import annotations
@@ -26,16 +29,24 @@ from backend.db.uow import unit_of_work
 from backend.jobs import files
 from backend.jobs.context import JobRefused, JobRun
 from backend.jobs.export_query import ExportQuery
-from backend.models.jobs import Job, JobKind, JobStatus
+from backend.models.jobs import Job, JobStatus
 from backend.services import masking
 from backend.services.exchange.exporting import export_file
 from backend.services.exchange.fields import exchange_fields, natural_key
-from backend.services.exchange.importing import ImportReport, RowOutcome, confirm_import, file_hash
-from backend.services.exchange.reading import ImportLimits, read_table
+from backend.services.exchange.importing import (
+    ImportReport,
+    RowOutcome,
+    confirm_import,
+    file_hash,
+    preview_import,
+)
+from backend.services.exchange.reading import ImportLimits, Table, read_table
 from backend.services.exchange.writing import MEDIA_TYPES, export_filename
 from backend.services.registry import service_for
 
 REPORTED_ROWS = 1_000  # row outcomes kept in the job's report; the totals count them all
+# A preview keeps the rows that need a look first, as the in-request preview page shows them.
+PREVIEW_ORDER = {"error": 0, "changed": 1, "new": 2, "unchanged": 3}
 PROGRESS_ROWS = 500  # rows exported between progress reports
 
 
@@ -83,11 +94,10 @@ async def _record_shown_pii(run: JobRun, job: Job, fields: list[str]) -> None:
     job.params = params
 
 
-async def run_import(run: JobRun, job: Job) -> None:
-    model = service_for(job.model).model
-    params = job.params
+async def _read_upload(run: JobRun, job: Job) -> tuple[bytes, str, Table]:
+    """The job's stored upload: its bytes, the name it is shown by, and its rows."""
     data = await files.read_upload(run.settings, job)
-    file_name = str(params.get("file_name") or f"upload.{job.format}")
+    file_name = str(job.params.get("file_name") or f"upload.{job.format}")
     # In a thread: a large workbook takes openpyxl seconds, which must not stop the worker's heartbeat.
     table = await asyncio.to_thread(
         read_table,
@@ -97,6 +107,31 @@ async def run_import(run: JobRun, job: Job) -> None:
         format=job.format,
     )
     await run.progress(0, len(table.rows))
+    return data, file_name, table
+
+
+async def run_preview(run: JobRun, job: Job) -> None:
+    """What importing the job's upload would do, as its owner; nothing is written, the upload is kept."""
+    model = service_for(job.model).model
+    data, file_name, table = await _read_upload(run, job)
+    # No commit: preview_import rolls its rows back itself, and leaving the block rolls back the rest.
+    async with unit_of_work(run.database, run.owner) as uow:
+        report = await preview_import(
+            uow,
+            model,
+            table,
+            key=job.params.get("key") or None,
+            file_name=file_name,
+            file_hash=file_hash(data),
+            progress=run.progress,
+        )
+    await run.finish(report=report_summary(report, order=PREVIEW_ORDER))
+
+
+async def run_import(run: JobRun, job: Job) -> None:
+    model = service_for(job.model).model
+    params = job.params
+    data, file_name, table = await _read_upload(run, job)
     async with unit_of_work(run.database, run.owner) as uow:
         report = await confirm_import(
             uow,
@@ -119,8 +154,12 @@ async def run_import(run: JobRun, job: Job) -> None:
     files.remove_upload(run.settings, job)
 
 
-def report_summary(report: ImportReport) -> dict[str, Any]:
-    """The import's report as the job keeps it (JSON): totals, and the first row outcomes."""
+def report_summary(report: ImportReport, *, order: dict[str, int] | None = None) -> dict[str, Any]:
+    """The import's report as the job keeps it (JSON): totals, and the first row outcomes
+    (in file order, or by `order` of their status first)."""
+    rows = report.rows
+    if order is not None:
+        rows = sorted(rows, key=lambda row: (order[row.status], row.number))
     return {
         "model": report.model,
         "file_name": report.file_name,
@@ -132,7 +171,7 @@ def report_summary(report: ImportReport) -> dict[str, Any]:
         "unknown_headers": list(report.unknown_headers),
         "ignored_headers": list(report.ignored_headers),
         "notes": list(report.notes),
-        "rows": [_row(outcome) for outcome in report.rows[:REPORTED_ROWS]],
+        "rows": [_row(outcome) for outcome in rows[:REPORTED_ROWS]],
         "rows_not_listed": max(0, len(report.rows) - REPORTED_ROWS),
     }
 
@@ -179,7 +218,7 @@ KEY_HIDDEN = (
 
 
 def shown_report(actor: Actor, report: dict[str, Any]) -> dict[str, Any]:
-    """An import job's report as `actor` may see it: the values of fields hidden from them masked."""
+    """An import's or a preview's report as `actor` may see it: values of fields hidden from them masked."""
     table = str(report.get("model") or "")
     model = masking.model_for(table)
     if model is None or not masking.hidden_fields(actor, table):
@@ -210,7 +249,7 @@ def shown_error(actor: Actor, job: Job) -> str | None:
     keeps no report to mask: when the field rows are matched by is one the
     actor may not see now, the reason is not shown.
     """
-    if job.error is None or job.kind is not JobKind.IMPORT or job.report is not None:
+    if job.error is None or not job.kind.reads_upload or job.report is not None:
         return job.error
     model = masking.model_for(job.model)
     if model is None:

@@ -67,7 +67,7 @@ async def write_result(settings: Settings, job: Job, chunks: AsyncIterator[bytes
 
 
 def remove_files(settings: Settings, job: Job) -> None:
-    for path in (upload_path(settings, job), result_path(settings, job)):
+    for path in (upload_path(settings, job), result_path(settings, job), claimed_path(settings, job)):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
 
@@ -76,6 +76,35 @@ def remove_upload(settings: Settings, job: Job) -> None:
     """Forget an imported file once its rows are in: it may hold personal data, and no retry needs it."""
     with contextlib.suppress(FileNotFoundError):
         upload_path(settings, job).unlink()
+
+
+def claim_upload(settings: Settings, job: Job) -> Path | None:
+    """Take a preview's upload for the one import that follows it; None when it is gone (or taken).
+
+    A rename, which the file system does atomically: of two requests to import
+    one preview only one gets the file. `put_back` undoes it; once the import
+    job holds its own copy, the claimed file is removed (`remove_claimed`).
+    """
+    claimed = claimed_path(settings, job)
+    try:
+        os.rename(upload_path(settings, job), claimed)
+    except FileNotFoundError:
+        return None
+    return claimed
+
+
+def claimed_path(settings: Settings, job: Job) -> Path:
+    return Path(settings.job_files_dir) / f"{job.id}-{job.file_token}.claimed"
+
+
+def put_back(settings: Settings, job: Job) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(claimed_path(settings, job), upload_path(settings, job))
+
+
+def remove_claimed(settings: Settings, job: Job) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        claimed_path(settings, job).unlink()
 
 
 def _open_new(path: Path) -> BinaryIO:

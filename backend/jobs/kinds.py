@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from backend.jobs.context import JobRun
-from backend.jobs.exchange import run_export, run_import
+from backend.jobs.exchange import run_export, run_import, run_preview
 from backend.models.jobs import Job, JobKind
 
 KindFunction = Callable[[JobRun, Job], Awaitable[None]]
@@ -18,6 +18,7 @@ KindFunction = Callable[[JobRun, Job], Awaitable[None]]
 KINDS: dict[JobKind, KindFunction] = {
     JobKind.EXPORT: run_export,
     JobKind.IMPORT: run_import,
+    JobKind.PREVIEW: run_preview,
 }
 
 

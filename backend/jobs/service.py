@@ -2,7 +2,7 @@
 
 A job is its owner's alone: another user's job id is `NotFound`, never a
 403 that would tell it exists. Submitting needs the permission of the kind
-(`<table>.export` or `<table>.import`), and so does every later use of the
+(`<table>.export`, or `<table>.import` for an import and its preview), and so does every later use of the
 result: a download re-checks that the owner still holds it, and that they
 may still see the personal data the file holds unmasked (`shown_pii`).
 
@@ -43,6 +43,7 @@ LISTED_JOBS = 100  # "My jobs" shows this many, newest first
 FILE_NAME_LIMIT = 255
 NOT_QUEUED = "The job could not be queued (the job queue did not answer); retry it in a moment."
 PII_GONE = "You may no longer see personal data this file holds; export again."
+PREVIEW_JOB = "preview_job"  # an import's params: the preview job whose file it imports (previews.py)
 
 
 def _invalid(field: str, message: str) -> ValidationFailed:
@@ -93,15 +94,16 @@ class JobService:
     ) -> Job:
         """A new job of `kind` over `table`'s rows; `data` is an import's file (its name in params).
 
-        Import params: `file_name` (shown only), `key` (the column rows are
-        matched by), `skip_errors`, and `hash` (the SHA-256 its preview saw;
-        computed when absent). Export params: an `ExportQuery`'s.
+        Import and preview params: `file_name` (shown only), `key` (the column
+        rows are matched by), `skip_errors`, `hash` (the SHA-256 its preview
+        saw; computed when absent), and an import's `preview_job` (the preview
+        job it follows, if any). Export params: an `ExportQuery`'s.
         """
         if actor.user_id is None:
             raise PermissionDenied("Jobs are run for a signed-in user.")
         job_kind = self._kind(kind)
         model = service_for(table).model  # NotFound for a table that is no model
-        actor.require(f"{table}.{job_kind.value}")
+        actor.require(f"{table}.{job_kind.permission}")
         if format not in FORMATS:
             raise _invalid("format", f"The format must be one of {', '.join(FORMATS)}.")
         params = dict(params or {})
@@ -148,12 +150,14 @@ class JobService:
             raise _invalid("file", "The file is larger than IMPORT_MAX_BYTES allows.")
         key = params.get("key")
         expected = params.get("hash")
-        kept = {
+        kept: dict[str, Any] = {
             "file_name": str(params.get("file_name") or "")[:FILE_NAME_LIMIT],
             "key": str(key)[:64] if key else None,
             "skip_errors": bool(params.get("skip_errors")),
             "hash": str(expected) if expected else file_hash(data),
         }
+        if isinstance(params.get(PREVIEW_JOB), int):
+            kept[PREVIEW_JOB] = params[PREVIEW_JOB]
         json.dumps(kept)  # what the column stores: refuse here, not in the database
         return kept
 
@@ -242,8 +246,8 @@ class JobService:
         job = await self.get_mine(actor, job_id)
         if job.status is not JobStatus.FAILED:
             raise Conflict("Only a failed job can be retried.")
-        actor.require(f"{job.model}.{job.kind.value}")
-        if job.kind is JobKind.IMPORT and not files.upload_path(self.settings, job).is_file():
+        actor.require(f"{job.model}.{job.kind.permission}")
+        if job.kind.reads_upload and not files.upload_path(self.settings, job).is_file():
             raise Conflict("The uploaded file of this job is no longer kept; import the file again.")
         async with unit_of_work(self.database, actor, audit=False) as uow:
             if not await uow.repo(JobRepository).requeue(job_id):

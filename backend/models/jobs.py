@@ -19,8 +19,28 @@ ERROR_MAX_LENGTH = 500
 
 
 class JobKind(StrEnum):
+    """What a job does with a model's rows.
+
+    A large import's preview is a kind of its own, not an import with a
+    "dry run" flag: it writes nothing, keeps its upload for the import that
+    may follow (an import forgets its file once written), is listed and
+    titled as what it is, and is never retried into writing rows. It needs
+    the same permission as the import it previews (`permission`).
+    """
+
     EXPORT = "export"
     IMPORT = "import"
+    PREVIEW = "preview"
+
+    @property
+    def permission(self) -> str:
+        """The action of the `<table>.<action>` permission starting or using such a job needs."""
+        return "export" if self is JobKind.EXPORT else "import"
+
+    @property
+    def reads_upload(self) -> bool:
+        """Whether the job works on a file the user uploaded (kept under `Settings.job_files_dir`)."""
+        return self is not JobKind.EXPORT
 
 
 class JobStatus(StrEnum):
@@ -35,13 +55,14 @@ class JobStatus(StrEnum):
 
 
 class Job(IdMixin, Base):
-    """One export or import of a model's rows, run by a worker (or in-process on SQLite).
+    """One export, import or import preview of a model's rows, run by a worker (or in-process on SQLite).
 
     The owner is kept by id and by name: a purged account leaves its jobs
     with the name only. `params` says what to do (an export's filters and
-    sort; an import's file name, hash, key column and whether to skip rows
-    with errors); the files themselves live under `Settings.job_files_dir`,
-    named from the id and `file_token`, never from anything a user typed.
+    sort; an import's or a preview's file name, hash, key column and whether
+    to skip rows with errors; which import a preview led to, and the reverse);
+    the files themselves live under `Settings.job_files_dir`, named from the
+    id and `file_token`, never from anything a user typed.
     Progress (`rows_done` of `rows_total`) is written in short transactions
     of its own while the job runs.
     """

@@ -359,6 +359,8 @@ def write_probes(target: Target) -> Iterator[tuple[str, str, dict[str, str]]]:
         yield "POST", f"/admin/product/action/mark-active?pks={quote(value, safe=',')}", {}
     for value in HOSTILE:
         yield "POST", f"/admin/jobs/{quote(value, safe='')}/retry", {}
+        previewed = {"file_hash": value, "skip_errors": "yes"}  # "Import these rows" of a preview job
+        yield "POST", f"/admin/jobs/{quote(value, safe='')}/import", previewed
     for value in HOSTILE:
         password = {"password": "fuzz-password-123", "password_confirm": "fuzz-password-123"}
         yield "POST", f"/admin/user/set-password/{quote(value, safe='')}", password

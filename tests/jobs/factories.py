@@ -12,8 +12,10 @@ from backend.config import Settings
 from backend.jobs import files
 from backend.models import User
 from backend.models.jobs import Job, JobKind, JobStatus
+from backend.services.exchange.importing import file_hash
 
 EXPORTED = b"ID,Name\r\n1,kettle\r\n"
+PREVIEWED = b"Name\r\nred\r\n" + b"x" * 61 + b"\r\n"  # a preview job's upload: a new tag, one too long
 
 IMPORT_REPORT: dict[str, Any] = {
     "model": "tag",
@@ -80,7 +82,8 @@ async def make_job(
 async def jobs_of_every_kind(
     session: AsyncSession, owner: User, settings: Settings | None = None
 ) -> list[Job]:
-    """One job per status, and a failed import with its report."""
+    """One job per status, a failed import with its report, and a done preview (with its upload when
+    `settings` says where files go)."""
     made = [
         await make_job(session, owner, status=status, settings=settings)
         for status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE, JobStatus.FAILED)
@@ -96,4 +99,16 @@ async def jobs_of_every_kind(
             error="1 row has an error: nothing was imported.",
         )
     )
+    digest = file_hash(PREVIEWED)
+    preview = await make_job(
+        session,
+        owner,
+        kind=JobKind.PREVIEW,
+        params={"file_name": "tags.csv", "key": "name", "hash": digest},
+        report={**IMPORT_REPORT, "file_hash": digest},
+    )
+    if settings is not None:
+        files.jobs_folder(settings)
+        files.upload_path(settings, preview).write_bytes(PREVIEWED)
+    made.append(preview)
     return made

@@ -108,7 +108,7 @@ def test_migration_0007_goes_down_and_up_again(cli: Runner, db_url: str, db_back
     assert "job" in tables
     assert ("procrastinate_jobs" in tables) is (db_backend != SQLITE)
 
-    down = cli("downgrade", "-1", "--yes", url=db_url)
+    down = cli("downgrade", "0006", "--yes", url=db_url)
     assert down.code == 0, down.err
     assert "Database is at 0006." in down.out
     tables = asyncio.run(_tables(db_url))

@@ -152,6 +152,7 @@ async def test_another_users_job_is_a_404_on_every_route(
                 ("GET", f"/admin/jobs/{job.id}"),
                 ("GET", f"/admin/jobs/{job.id}/download"),
                 ("POST", f"/admin/jobs/{job.id}/retry"),
+                ("POST", f"/admin/jobs/{job.id}/import"),
             ):
                 response = await client.request(method, path, data={"csrf_token": token})
                 assert response.status_code == 404, (method, path, response.status_code)
@@ -166,6 +167,7 @@ async def test_an_id_that_cannot_name_a_job_is_a_404(signed_in: SignedIn) -> Non
             ("GET", f"/admin/jobs/{bad}"),
             ("GET", f"/admin/jobs/{bad}/download"),
             ("POST", f"/admin/jobs/{bad}/retry"),
+            ("POST", f"/admin/jobs/{bad}/import"),
         ):
             response = await client.request(method, path, data={"csrf_token": token})
             assert response.status_code in (400, 404), (method, path, response.status_code)
