@@ -18,7 +18,7 @@ from admin.errors import install_error_handlers
 from admin.input_guard import NulGuardMiddleware
 from admin.requests import RequestUnitOfWork
 from admin.security import ResponseHeadersMiddleware
-from admin.site import CustodianAdmin
+from admin.site import FAVICON_URL, CustodianAdmin
 from admin.views import discover
 from backend.auth.permissions import admin_models
 from backend.config import Settings, get_settings
@@ -47,6 +47,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
             Route("/", _root, methods=["GET"]),
             Route("/health", _health, methods=["GET"]),
             Route("/ready", _ready, methods=["GET"]),
+            # Browsers ask for it at the root of every site they visit.
+            Route("/favicon.ico", _favicon, methods=["GET"]),
         ],
         middleware=[
             Middleware(ResponseHeadersMiddleware, hsts=settings.is_production),
@@ -87,6 +89,10 @@ def create_app_from_environment() -> Starlette:
 
 async def _root(_request: Request) -> Response:
     return RedirectResponse("/admin/", status_code=302)
+
+
+async def _favicon(_request: Request) -> Response:
+    return RedirectResponse(FAVICON_URL, status_code=301)
 
 
 async def _health(_request: Request) -> Response:

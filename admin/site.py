@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from admin.relations import bind_form_labels, masked_ajax_loaders, relation_labe
 from admin.requests import RequestSessions
 from admin.sqladmin_adapter import action_route_prefix
 from admin.views.base import ServiceModelView
-from backend.config import Settings
+from backend.config import Environment, Settings
 from backend.db.session import Database
 from backend.errors import AppError, NotFound, PermissionDenied
 from backend.models.user import USERNAME_MAX_LENGTH
@@ -47,6 +48,24 @@ from backend.services import masking
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
+
+
+FAVICON_URL = "/admin/statics/favicon.svg"
+
+
+@dataclass(frozen=True)
+class EnvironmentBadge:
+    """Which environment a page belongs to, on every page: red for production, so nobody edits it by
+    mistake; the name, or `ENVIRONMENT_LABEL` ("staging") where the operator set one."""
+
+    label: str
+    css: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> EnvironmentBadge:
+        colours = {Environment.PRODUCTION: "bg-red-lt", Environment.TEST: "bg-purple-lt"}
+        label = settings.environment_label or settings.environment.value
+        return cls(label=label, css=colours.get(settings.environment, "bg-green-lt"))
 
 
 class CustodianAdmin(Admin):
@@ -63,11 +82,13 @@ class CustodianAdmin(Admin):
             authentication_backend=self.auth,
             authorization_backend=CustodianAuthorization(),
             static_files_kwargs={"directory": str(STATIC_DIR)},
+            favicon_url=FAVICON_URL,
         )
         self.templates.env.globals["csrf_token"] = csrf_token
         self.templates.env.globals["current_actor"] = current_actor
         self.templates.env.globals["relation_label"] = relation_label
         self.templates.env.globals["prepare_form"] = prepare_form
+        self.templates.env.globals["environment_badge"] = EnvironmentBadge.of(settings)
         for route in self.admin.router.routes:
             if isinstance(route, Route) and route.name == "logout":
                 route.methods = {"GET", "HEAD", "POST"}

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     )
 
     environment: Environment = Environment.DEVELOPMENT
+    # Shown on every admin page instead of the environment's name ("staging", "eu-production").
+    environment_label: str | None = Field(default=None, min_length=1, max_length=40)
     database_url: str = DEFAULT_DATABASE_URL
     secret_key: str = INSECURE_SECRET_KEY
     allow_sqlite_in_production: bool = False
