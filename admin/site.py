@@ -33,6 +33,7 @@ from admin import outcomes, refusals
 from admin.auth import CustodianAuthentication, current_actor, next_to_keep, safe_next_url
 from admin.authorization import CustodianAuthorization
 from admin.csrf import SAFE_METHODS, csrf_failure, csrf_token
+from admin.dashboard import dashboard_blocks, history_tables
 from admin.error_pages import install_error_pages
 from admin.errors import install_error_handlers, status_for
 from admin.params import query_ids
@@ -121,7 +122,11 @@ class CustodianAdmin(Admin):
             return await self.templates.TemplateResponse(
                 request, "custodian/no_access.html", status_code=status.HTTP_403_FORBIDDEN
             )
-        return await self.templates.TemplateResponse(request, "sqladmin/index.html")
+        context = {
+            "blocks": await dashboard_blocks(request, self.views),
+            "history_tables": history_tables(request, self.views),
+        }
+        return await self.templates.TemplateResponse(request, "custodian/dashboard.html", context)
 
     async def login(self, request: Request) -> Response:
         next_url = next_to_keep(request, request.query_params.get("next"))

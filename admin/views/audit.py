@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -14,14 +14,25 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from admin import outcomes
 from admin.auth import current_actor
+from admin.controls import RowControls, admin_of
 from admin.params import path_id, query_date, query_id, query_int, query_optional_int, query_uuid
 from admin.requests import request_uow
 from backend.db.uow import UnitOfWork
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.exports import csv_line
 from backend.models import User
-from backend.services.history import AuditFilters, AuditLog, Trash, TrashItem
+from backend.services.history import (
+    REVERT_ACTION,
+    AuditFilters,
+    AuditLog,
+    AuditRecord,
+    Related,
+    Trash,
+    TrashItem,
+)
+from backend.services.masking import table_of
 from backend.services.registry import soft_deletable_tables
+from backend.services.revert import Reverter
 from backend.services.users import UserService
 
 AUDIT_ACTIONS = (
@@ -35,6 +46,7 @@ AUDIT_ACTIONS = (
     "login_refused",
     "logout",
     "import",
+    REVERT_ACTION,
 )
 AUDIT_FILTERS = ("actor", "model", "object_id", "action", "since", "until", "import_id")
 PAGE_SIZE = 50
@@ -231,9 +243,65 @@ class HistoryView(BaseView):
     @expose("/history/{model}/{pk}", methods=["GET"], identity="history")
     async def history(self, request: Request) -> Response:
         table, pk = request.path_params["model"], str(path_id(request))
-        entries = await AuditLog(await request_uow(request)).history(table, pk, include_children=True)
-        own = [entry for entry in entries if entry.model == table]
+        uow = await request_uow(request)
+        entries = await AuditLog(uow).history(table, pk, include_children=True)
+        own = [entry for entry in entries if entry.model == table and entry.action != REVERT_ACTION]
         # A record loaded in bulk (seed, fixtures) has no entries yet: its history is empty, not missing.
         label = own[-1].object_repr if own else f"{table.replace('_', ' ')} {pk}"
-        context = {"entries": entries, "model": table, "pk": pk, "label": label}
+        offered, revert_note = await Reverter(uow).offered(table, pk, entries)
+        context = {
+            "entries": entries,
+            "model": table,
+            "pk": pk,
+            "label": label,
+            "revertible": offered,
+            "revert_note": revert_note,
+            "links": await _detail_links(request, _related_of(entries)),
+        }
         return await self.templates.TemplateResponse(request, "custodian/history.html", context)
+
+    @expose("/history/{model}/{pk}/revert/{entry}", methods=["GET", "POST"], identity="history-revert")
+    async def revert(self, request: Request) -> Response:
+        """The diff a revert would make (GET) and the revert itself (POST, `<model>.change`)."""
+        table, pk, entry_id = request.path_params["model"], str(path_id(request)), path_id(request, "entry")
+        uow = await request_uow(request)
+        reverter = Reverter(uow)
+        if request.method == "POST":
+            return await self._revert(request, reverter, table, pk, entry_id)
+        plan = await reverter.plan(table, pk, entry_id)
+        related = [r for change in plan.changes for r in (change.today_related, change.then_related) if r]
+        context = {"plan": plan, "links": await _detail_links(request, related)}
+        return await self.templates.TemplateResponse(request, "custodian/revert.html", context)
+
+    async def _revert(
+        self, request: Request, reverter: Reverter, table: str, pk: str, entry_id: int
+    ) -> Response:
+        version = (await request.form()).get("version")
+        if not (isinstance(version, str) and version.isdigit() and len(version) < 12):
+            raise HTTPException(status_code=400, detail="The form does not say which version it was opened.")
+        try:
+            plan = await reverter.revert(table, pk, entry_id, expected_version=int(version))
+            await reverter.uow.commit()
+        except (Conflict, ValidationFailed) as exc:
+            # Back to the confirmation page, which shows today's values beside the reason.
+            outcomes.refused(request, exc.message)
+            page = request.url_for("admin:view-history-revert", model=table, pk=pk, entry=entry_id)
+            return RedirectResponse(str(page), status_code=303)
+        record = f"{plan.noun.capitalize()} “{plan.label}”"
+        outcomes.succeeded(request, f"{record} was reverted to the state of {plan.when}.")
+        history = request.url_for("admin:view-history", model=table, pk=pk)
+        return RedirectResponse(str(history), status_code=303)
+
+
+def _related_of(entries: Iterable[AuditRecord]) -> list[Related]:
+    return [item for entry in entries for pair in entry.related.values() for item in pair if item is not None]
+
+
+async def _detail_links(request: Request, related: Iterable[Related]) -> dict[tuple[str, int], str]:
+    """(table, id) -> details URL of the related records this user may open (none for the trash)."""
+    rows = [item.row for item in related if item.row is not None]
+    view = next((view for view in admin_of(request).views if isinstance(view, RowControls)), None)
+    if not rows or view is None:
+        return {}
+    links = await view.detail_links(request, rows)
+    return {(table_of(model), int(pk)): url for (model, pk), url in links.items()}

@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from wtforms.validators import InputRequired, NumberRange, Optional
 
 from admin import outcomes
+from admin.dashboard import LowStockTable, OrdersPerDayChart, Widget
 from admin.filters import ChoiceFilter, LiveForeignKeyFilter, RecentDateFilter
 from admin.params import query_ids
 from admin.requests import request_uow
@@ -82,6 +83,7 @@ class ProductAdmin(ServiceModelView, model=Product):
     icon = "fa-solid fa-box"
     category = CATALOG
     action_permissions: ClassVar[dict[str, str]] = dict.fromkeys(STATUS_ACTIONS, "change")
+    dashboard_widgets: ClassVar[list[Widget]] = [LowStockTable()]
 
     column_list: ClassVar = [
         Product.id,
@@ -218,6 +220,7 @@ class OrderAdmin(ServiceModelView, model=Order):
     menu_order = 4
     icon = "fa-solid fa-receipt"
     category = SALES
+    dashboard_widgets: ClassVar[list[Widget]] = [OrdersPerDayChart()]
 
     column_list: ClassVar = [Order.id, Order.customer, Order.status, Order.placed_at, Order.total]
     column_details_list: ClassVar = [

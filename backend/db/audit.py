@@ -144,7 +144,7 @@ def _created(obj: Any) -> dict[str, Any]:
             continue
         value = getattr(obj, column.key, None)
         if value is not None:
-            changes[column.key] = [None, REDACTED if column.key in secrets else _jsonable(value)]
+            changes[column.key] = [None, REDACTED if column.key in secrets else jsonable(value)]
     for relationship in state.mapper.relationships:
         # A new row's many-to-many collection is all added: read it as it is, not through its history,
         # which costs a new mapping of every attribute per object (a large import makes thousands).
@@ -171,7 +171,7 @@ def _updated(obj: Any) -> dict[str, Any]:
         if column.key in secrets:
             changes[column.key] = [REDACTED, REDACTED]
         else:
-            changes[column.key] = [_jsonable(old), _jsonable(new)]
+            changes[column.key] = [jsonable(old), jsonable(new)]
     for key, history in _collection_histories(obj):
         if history.added or history.deleted:
             before = [*history.unchanged, *history.deleted]
@@ -183,7 +183,7 @@ def _updated(obj: Any) -> dict[str, Any]:
 def _purged(obj: Any) -> dict[str, Any]:
     secrets = _secret_fields(obj)
     return {
-        column.key: [REDACTED if column.key in secrets else _jsonable(getattr(obj, column.key, None)), None]
+        column.key: [REDACTED if column.key in secrets else jsonable(getattr(obj, column.key, None)), None]
         for column in inspect(obj).mapper.column_attrs
     }
 
@@ -203,7 +203,8 @@ def _secret_fields(obj: Any) -> frozenset[str]:
     return policy_of(obj).secret
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """`value` as the audit trail stores it in JSON (also how a revert compares old and current values)."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, Decimal | uuid.UUID):
@@ -211,7 +212,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, enum.Enum):
-        return _jsonable(value.value)
+        return jsonable(value.value)
     if isinstance(value, list | tuple | set):
-        return [_jsonable(item) for item in value]
+        return [jsonable(item) for item in value]
     return str(value)

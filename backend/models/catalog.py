@@ -90,6 +90,7 @@ class Product(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
         live_index("ix_product_live_price_id", "price", "id"),
         live_index("ix_product_live_category_id_id", "category_id", "id"),
         live_index("ix_product_live_status_id", "status", "id"),
+        live_index("ix_product_live_stock_id", "stock", "id"),  # the dashboard's low-stock list
         CheckConstraint("price > 0", name="price_positive"),
         CheckConstraint("stock >= 0", name="stock_not_negative"),
     )

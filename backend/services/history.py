@@ -2,22 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, inspect
+from sqlalchemy.orm import MANYTOONE
 
 from backend.auth.actor import Actor
 from backend.db.policy import policy_of
 from backend.db.uow import UnitOfWork
 from backend.errors import NotFound, PermissionDenied
-from backend.models import AuditEntry
+from backend.models import AuditEntry, User
 from backend.repositories.audit import AuditEntryRepository
 from backend.services.masking import label_for, shown_changes, shown_label
 from backend.services.registry import service_for, soft_deletable_tables
-from backend.values import InvalidValue, parse_id
+from backend.values import InvalidValue, is_id, parse_id
+
+# Entries that record an event about a record, not a change of its fields: no [old, new] diff to replay.
+REVERT_ACTION = "revert"
+EVENT_ACTIONS = frozenset({REVERT_ACTION})
+
+
+@dataclass(frozen=True)
+class Related:
+    """A record an audit value refers to (a product's category, who deleted it), as the actor may see it.
+
+    `label` is the record's label when the actor may view its kind (a user by
+    username), else a neutral "category 5"; `row` is the record itself, live
+    or in the trash, or None when it is gone for good, so the admin can link it.
+    """
+
+    table: str
+    id: int
+    label: str
+    row: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def deleted(self) -> bool:
+        return self.row is None or getattr(self.row, "deleted_at", None) is not None
 
 
 @dataclass(frozen=True)
@@ -35,6 +59,8 @@ class AuditRecord:
     changes: dict[str, Any]
     client_address: str | None
     import_id: str | None = None  # the import that wrote it (backend/services/exchange/importing.py)
+    # field -> [old, new] of the foreign keys in `changes`, as records (None where the value is None)
+    related: dict[str, list[Related | None]] = field(default_factory=dict)
 
     @classmethod
     def shown_to(cls, actor: Actor, entry: AuditEntry) -> AuditRecord:
@@ -51,6 +77,9 @@ class AuditRecord:
             client_address=entry.client_address,
             import_id=entry.import_id,
         )
+
+    def with_related(self, related: dict[str, list[Related | None]]) -> AuditRecord:
+        return AuditRecord(**{**self.__dict__, "related": related})
 
 
 @dataclass(frozen=True)
@@ -132,7 +161,8 @@ class AuditLog:
             raise NotFound(f"No history for {noun} {record_id}.")
         if include_children:
             entries = sorted([*entries, *await self._children(service.model, record_id)], key=lambda e: e.id)
-        return [AuditRecord.shown_to(self.actor, entry) for entry in entries]
+        records = [AuditRecord.shown_to(self.actor, entry) for entry in entries]
+        return await RelatedLabels(self.uow).attach(records)
 
     async def _exists(self, model: Any, record_id: int) -> bool:
         """Whether the record is there, live or in the trash: rows loaded in bulk have no entries yet."""
@@ -151,18 +181,85 @@ class AuditLog:
 
     async def state_at(self, table: str, object_id: str, when: datetime) -> dict[str, Any] | None:
         """What the record looked like at `when`, rebuilt from its entries; None if it did not exist."""
-        state: dict[str, Any] | None = None
-        for entry in await self.history(table, object_id):
-            if entry.created_at > when:
-                break
-            if entry.action == "purge":
-                state = None
-                continue
-            if state is None:
-                state = {}
-            for field, (_old, new) in entry.changes.items():
-                state[field] = new
-        return state
+        entries = await self.history(table, object_id)
+        return replay([entry for entry in entries if entry.created_at <= when])
+
+
+def replay(entries: Iterable[AuditRecord | AuditEntry]) -> dict[str, Any] | None:
+    """The record's field values after `entries` (one record's, oldest first); None if it did not exist."""
+    state: dict[str, Any] | None = None
+    for entry in entries:
+        if entry.action in EVENT_ACTIONS:
+            continue
+        if entry.action == "purge":
+            state = None
+            continue
+        if state is None:
+            state = {}
+        for name, (_old, new) in (entry.changes or {}).items():
+            state[name] = new
+    return state
+
+
+def references(model: Any) -> dict[str, type[Any]]:
+    """Foreign-key column -> the model it refers to, from the model's many-to-one relationships."""
+    found: dict[str, type[Any]] = {}
+    for relationship in inspect(model).relationships:
+        columns = list(relationship.local_columns)
+        if relationship.direction is MANYTOONE and len(columns) == 1:
+            found[str(columns[0].key)] = relationship.mapper.class_
+    return found
+
+
+class RelatedLabels:
+    """Labels for the record ids in audit diffs: one query per referenced model, however many entries."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.actor = uow.actor
+
+    async def attach(self, records: Sequence[AuditRecord]) -> list[AuditRecord]:
+        wanted: dict[type[Any], set[int]] = {}
+        plans: list[dict[str, type[Any]]] = []
+        for record in records:
+            refs = _model_references(record.model)
+            plans.append(refs)
+            for name, target in refs.items():
+                for value in record.changes.get(name) or ():
+                    if is_id(value):
+                        wanted.setdefault(target, set()).add(int(value))
+        found = {target: await self.rows(target, ids) for target, ids in wanted.items()}
+        result = []
+        for record, refs in zip(records, plans, strict=True):
+            related = {
+                name: [self.related(target, value, found[target]) for value in record.changes[name]]
+                for name, target in refs.items()
+                if isinstance(record.changes.get(name), list) and target in found
+            }
+            result.append(record.with_related(related) if related else record)
+        return result
+
+    async def rows(self, model: type[Any], ids: Iterable[int]) -> dict[int, Any]:
+        rows = await self.uow.repo(model).get_many(sorted(ids), include_deleted=True)
+        return {row.id: row for row in rows}
+
+    def related(self, model: type[Any], value: Any, rows: dict[int, Any]) -> Related | None:
+        if not is_id(value):
+            return None
+        table, record_id = str(model.__tablename__), int(value)
+        row = rows.get(record_id)
+        neutral = f"{table.replace('_', ' ')} {record_id}"
+        # Actors are named in every entry already; other records only for those who may view their kind.
+        if row is None or not (model is User or self.actor.has_perm(f"{table}.view")):
+            return Related(table, record_id, neutral, row)
+        return Related(table, record_id, label_for(self.actor, row) or neutral, row)
+
+
+def _model_references(table: str) -> dict[str, type[Any]]:
+    try:
+        return references(service_for(table).model)
+    except NotFound:  # an entry of a model since removed from the admin
+        return {}
 
 
 @dataclass(frozen=True)
