@@ -18,6 +18,7 @@ the streamed export would, in the same order.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -31,6 +32,7 @@ from starlette.responses import Response, StreamingResponse
 
 from admin.controls import database_of
 from admin.csrf import navigation_problem
+from admin.filters import filter_value
 from admin.job_submit import submit_job
 from admin.keyset import POSITION_PARAMS
 from admin.listing import KeysetListing
@@ -132,16 +134,18 @@ async def export_query_of(view: FileExport, request: Request) -> dict[str, Any] 
 
     Each filter is asked for its own clause on a bare statement, so the job
     compares the same column with the same value (a date range's start as the
-    list computed it now, a related record by id); a clause other than
-    "column = value" or "column >= value" cannot travel to a worker, and None
-    says so (the export is then streamed). Validation happens at submit.
+    list computed it now, a related record by id, a date range's midnights);
+    a clause other than "column = value", "column >= time" or "column < time"
+    cannot travel to a worker, and None says so (the export is then
+    streamed). Validation happens at submit.
     """
     model = view.model
     key = model.id  # type: ignore[attr-defined]  # every model here has IdMixin
     params: dict[str, Any] = {}
+    chosen: dict[tuple[str, str], Any] = {}
     for list_filter in view.get_filters():
-        value = request.query_params.get(list_filter.parameter_name)
-        if not value or getattr(list_filter, "has_operator", False):
+        value = filter_value(list_filter, request.query_params)
+        if value is None or getattr(list_filter, "has_operator", False):
             continue  # as `filtered_statement` skips it
         filtered = await list_filter.get_filtered_query(select(key), value, model)  # type: ignore[call-arg]
         for clause in _conditions(filtered.whereclause):
@@ -149,8 +153,15 @@ async def export_query_of(view: FileExport, request: Request) -> dict[str, Any] 
             if found is None:
                 logger.warning("%s: filter %s cannot run in a job", view.identity, list_filter.parameter_name)
                 return None
-            kind, name, text = found
-            params.setdefault(kind, {})[name] = text
+            kind, name, value = found
+            held = chosen.get((kind, name))
+            if held is not None and kind == "equals" and held != value:
+                return None  # two filters asking one column for two values: rare, and streamed
+            if held is not None and kind != "equals":
+                # Two bounds on one column (a quick range and a from/to): the narrower holds both.
+                value = max(held, value) if kind == "since" else min(held, value)
+            chosen[(kind, name)] = value
+            params.setdefault(kind, {})[name] = query_text(value)
     term = request.query_params.get("search")
     if term:
         params["search"] = {"term": term, "fields": list(view.columns.searchable)}
@@ -159,7 +170,7 @@ async def export_query_of(view: FileExport, request: Request) -> dict[str, Any] 
     return params
 
 
-_KINDS = {operators.eq: "equals", operators.ge: "since"}
+_KINDS = {operators.eq: "equals", operators.ge: "since", operators.lt: "until"}
 
 
 def _conditions(clause: ColumnElement[Any] | None) -> list[ColumnElement[Any]]:
@@ -170,8 +181,8 @@ def _conditions(clause: ColumnElement[Any] | None) -> list[ColumnElement[Any]]:
     return [clause]
 
 
-def _comparison(model: type[Any], clause: ColumnElement[Any]) -> tuple[str, str, str] | None:
-    """("equals" or "since", column name, value as text) for "column op value" on `model`'s table."""
+def _comparison(model: type[Any], clause: ColumnElement[Any]) -> tuple[str, str, Any] | None:
+    """("equals", "since" or "until", column name, value) for "column op value" on `model`'s table."""
     if not isinstance(clause, BinaryExpression) or clause.operator not in _KINDS:
         return None
     column, value = clause.left, clause.right
@@ -180,7 +191,8 @@ def _comparison(model: type[Any], clause: ColumnElement[Any]) -> tuple[str, str,
     if not isinstance(value, BindParameter) or value.value is None:
         return None
     kind = _KINDS[clause.operator]
-    if kind == "since" and not hasattr(value.value, "isoformat"):
+    # A bound travels as a time (`ExportQuery` parses it so): a DATE column's day bound is streamed instead.
+    if kind in ("since", "until") and not isinstance(value.value, datetime):
         return None
     name = inspect(model).get_property_by_column(column).key
-    return kind, name, query_text(value.value)
+    return kind, name, value.value

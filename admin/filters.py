@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from sqladmin._types import _UNSET, UnsetAny
 from sqladmin.filters import ForeignKeyFilter, StaticValuesFilter, get_column_obj
-from sqlalchemy import Select, or_, select
+from sqlalchemy import DateTime, Select, or_, select
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from backend.values import InvalidValue, parse_id
+from admin.keyset import sort_type
+from backend.values import InvalidValue, parse_date, parse_id
 
 ALL = "__all"
 CHOICES_SHOWN = 25
@@ -30,7 +32,28 @@ class ChoiceFilter(StaticValuesFilter):
 
 
 class LiveForeignKeyFilter(ForeignKeyFilter):
-    """Filter by a related row; offers only live rows, and answers 400 for a malformed id."""
+    """Filter by a related row; offers only live rows, and answers 400 for a malformed id.
+
+    The sidebar links the first `CHOICES_SHOWN` rows by name (all a browser
+    without script gets) and has a search box over `search_fields` (the
+    display field unless given), answered by the list's `filter_lookup`.
+    """
+
+    def __init__(
+        self,
+        foreign_key: Any,
+        foreign_display_field: Any,
+        *,
+        foreign_model: Any,
+        title: str,
+        parameter_name: str,
+        search_fields: Sequence[str] = (),
+    ) -> None:
+        super().__init__(
+            foreign_key, foreign_display_field, foreign_model, title=title, parameter_name=parameter_name
+        )
+        display = get_column_obj(foreign_display_field, foreign_model)
+        self.search_fields = tuple(search_fields) or (display.key,)
 
     async def lookups(
         self, request: Request, model: Any, run_query: Callable[[Select[Any]], Any]
@@ -83,3 +106,89 @@ class RecentDateFilter(StaticValuesFilter):
         if value not in starts:
             raise HTTPException(status_code=400, detail="Unknown date range.")
         return query.filter(get_column_obj(self.column, model) >= starts[value])
+
+
+class DateRangeFilter:
+    """Rows whose date falls between two days, from and to both included (whole days, UTC).
+
+    The sidebar sends two parameters, `<name>_from` and `<name>_to`
+    (`parameter_names`); `filter_value` reads them as one value, a
+    (from, to) pair of texts, which `get_filtered_query` parses: a date that
+    is not YYYY-MM-DD, or a from after the to, is a 400.
+    """
+
+    has_operator = False
+    template = "sqladmin/filters/date_range_filter.html"
+    default_value: UnsetAny = _UNSET  # no range unless the URL chooses one
+
+    def __init__(
+        self, column: Any, *, title: str, parameter_name: str, parameter_names: tuple[str, str] | None = None
+    ) -> None:
+        self.column = column
+        self.title = title
+        self.parameter_name = parameter_name
+        self.parameter_names = parameter_names or (f"{parameter_name}_from", f"{parameter_name}_to")
+
+    async def lookups(
+        self, request: Request, model: Any, run_query: Callable[[Select[Any]], Any]
+    ) -> list[tuple[str, str]]:
+        """None: the days are typed into the sidebar's form, not chosen from links."""
+        return []
+
+    def bounds(self, value: tuple[str, str]) -> tuple[date | None, date | None]:
+        """The (from, to) days of `value`; a 400 naming the bad one otherwise."""
+        days: list[date | None] = []
+        for text, which in zip(value, ("from", "to"), strict=True):
+            try:
+                days.append(parse_date(text, name=f"{self.title} {which}") if text else None)
+            except InvalidValue as exc:
+                raise HTTPException(status_code=400, detail=exc.message) from exc
+        first, last = days
+        if first is not None and last is not None and first > last:
+            raise HTTPException(status_code=400, detail=f"{self.title}: the from date is after the to date.")
+        return first, last
+
+    def label(self, value: tuple[str, str]) -> str:
+        first, last = self.bounds(value)
+        if first is not None and last is not None:
+            return f"{first.isoformat()} to {last.isoformat()}"
+        if first is not None:
+            return f"from {first.isoformat()}"
+        return f"until {last.isoformat()}" if last is not None else ""
+
+    async def get_filtered_query(self, query: Select[Any], value: Any, model: Any) -> Select[Any]:
+        if not isinstance(value, tuple) or len(value) != 2:
+            return query
+        first, last = self.bounds(value)
+        column = get_column_obj(self.column, model)
+        # `to` takes its whole day: rows before the next midnight (UTC). A DATE column compares days.
+        moments = isinstance(sort_type(column.type), DateTime)  # a DateTime, or a TypeDecorator over one
+        if first is not None:
+            query = query.filter(column >= (_midnight(first) if moments else first))
+        if last is not None and last < date.max:
+            following = last + timedelta(days=1)
+            query = query.filter(column < (_midnight(following) if moments else following))
+        return query
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, UTC)
+
+
+def filter_value(list_filter: Any, params: Mapping[str, str]) -> Any:
+    """What the URL chose for `list_filter`: its parameter's text, or a date range's (from, to) pair.
+
+    None when nothing is chosen ("All" included), so every reader of the
+    list's state (its query, its cursor binding, its export) skips it alike.
+    """
+    if isinstance(list_filter, DateRangeFilter):
+        pair = tuple(params.get(name, "") for name in list_filter.parameter_names)
+        return pair if any(pair) else None
+    value = params.get(list_filter.parameter_name, "")
+    return None if value in ("", ALL) else value
+
+
+def parameter_names(list_filter: Any) -> tuple[str, ...]:
+    """The URL parameters `list_filter` reads."""
+    names: tuple[str, ...] = getattr(list_filter, "parameter_names", (list_filter.parameter_name,))
+    return names

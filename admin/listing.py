@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 from markupsafe import Markup, escape
+from sqladmin import expose
+from sqladmin.filters import get_column_obj
 from sqlalchemy import Row, Select, false, func, literal, or_, select, tuple_
 from sqlalchemy.orm import joinedload, selectinload
 from starlette.datastructures import URL
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from admin.auth import current_actor
 from admin.columns import related_items
 from admin.controls import RowControls, url_for_rows
-from admin.filters import ALL
+from admin.filters import ChoiceFilter, DateRangeFilter, LiveForeignKeyFilter, filter_value, parameter_names
 from admin.keyset import (
     COUNT_CAP,
     POSITION_PARAMS,
@@ -36,24 +40,45 @@ from admin.keyset import (
     list_state,
 )
 from admin.params import query_int
+from admin.relations import MaskedAjaxLoader
 from admin.requests import request_uow
 from backend.services import masking
 from backend.values import BIGINT_MAX
 
+# request.state: the filters' lookups this request has run (`filter_lookups`).
+_LOOKUPS = "custodian_filter_lookups"
+FACET_CAP = 1_000  # a facet shows "1,000+" beyond: a count never scans more of a huge table
 _ICON_VIEW = '<span class="me-1"><i class="fa-solid fa-eye"></i></span>'
 _ICON_EDIT = '<span class="me-1"><i class="fa-solid fa-pen-to-square"></i></span>'
 _ICON_DELETE = '<span title="Delete"><span class="me-1"><i class="fa-solid fa-trash"></i></span></span>'
 
 
+@dataclass(frozen=True)
+class Chip:
+    """An active filter (or the search term) above the list, and the list without it."""
+
+    title: str
+    label: str
+    remove_url: URL
+
+
 class KeysetListing(RowControls):
     """The list page's query, its keyset pages and its `<tbody>`."""
 
-    async def filtered_statement(self, request: Request, *, sort: bool = True) -> Select[Any]:
-        """The list's query with the request's filters, search and (optionally) sort, unpaginated."""
+    # Counts beside a choice filter's values (`facet_counts`); declared per view.
+    show_facets: ClassVar[bool] = False
+
+    async def filtered_statement(
+        self, request: Request, *, sort: bool = True, without: str | None = None
+    ) -> Select[Any]:
+        """The list's query with the request's filters (but the one named `without`), search and
+        (optionally) sort, unpaginated."""
         stmt = self.list_query(request)
         for list_filter in self.get_filters():
-            value = request.query_params.get(list_filter.parameter_name)
-            if value and not getattr(list_filter, "has_operator", False):
+            if list_filter.parameter_name == without:
+                continue
+            value = filter_value(list_filter, request.query_params)
+            if value is not None and not getattr(list_filter, "has_operator", False):
                 # Operator filters are not offered by these views.
                 stmt = await list_filter.get_filtered_query(stmt, value, self.model)  # type: ignore[call-arg]
         if sort:
@@ -94,12 +119,127 @@ class KeysetListing(RowControls):
 
     def list_state(self, request: Request) -> str:
         """What the list shows (sort, search, filters, page size), as a cursor remembers it."""
-        filters = tuple(
-            "" if value == ALL else value
-            for value in (request.query_params.get(f.parameter_name, "") for f in self.get_filters())
-        )
+        filters = tuple(filter_value(f, request.query_params) or "" for f in self.get_filters())
         search = request.query_params.get("search", "")
         return list_state(self.identity, self.keyset_sort(request), search, filters, self._page_size(request))
+
+    async def active_filters(self, request: Request) -> builtins.list[Chip]:
+        """A chip per chosen filter and for the search term, each linking to this list without it.
+
+        The lookups a chip's label comes from are the ones the sidebar shows
+        (`filter_lookups`): no statement more than the page already runs.
+        """
+        first_page = self.first_page_url(request)
+        chips: builtins.list[Chip] = []
+        for list_filter in self.get_filters():
+            value = filter_value(list_filter, request.query_params)
+            if value is None or getattr(list_filter, "has_operator", False):
+                continue
+            if isinstance(list_filter, DateRangeFilter):
+                label = list_filter.label(value)
+            else:
+                labels = dict(await self.filter_lookups(request, list_filter))
+                label = labels.get(value, value)
+            remove = first_page.remove_query_params(list(parameter_names(list_filter)))
+            chips.append(Chip(list_filter.title, str(label), remove))
+        search = request.query_params.get("search", "")
+        if search:
+            chips.append(Chip("Search", search, first_page.remove_query_params("search")))
+        return chips
+
+    def clear_filters_url(self, request: Request) -> URL:
+        """This list with no filter and no search (sort and page size kept), from its first page."""
+        names = [name for f in self.get_filters() for name in parameter_names(f)]
+        return self.first_page_url(request).remove_query_params([*names, "search"])
+
+    async def filter_lookups(self, request: Request, list_filter: Any) -> builtins.list[tuple[str, str]]:
+        """`list_filter.lookups`, run once per request (the chips and the sidebar both show them)."""
+        cache: dict[str, builtins.list[tuple[str, str]]] | None = getattr(request.state, _LOOKUPS, None)
+        if cache is None:
+            cache = {}
+            setattr(request.state, _LOOKUPS, cache)
+        if list_filter.parameter_name not in cache:
+            cache[list_filter.parameter_name] = await list_filter.lookups(
+                request, self.model, self.rows_of(request)
+            )
+        return cache[list_filter.parameter_name]
+
+    async def facet_counts(self, request: Request, list_filter: Any) -> dict[str, CappedCount]:
+        """How many rows each of a choice filter's values would list, counted up to `FACET_CAP`.
+
+        Only when the view declares `show_facets` (off by default: each count
+        is a scan a huge table pays on every page view). The counts are of the
+        list as it is filtered and searched now, this filter left out, as
+        Django's facets; all values are counted in one statement.
+        """
+        if not self.show_facets or not isinstance(list_filter, ChoiceFilter):
+            return {}
+        base = await self.filtered_statement(request, sort=False, without=list_filter.parameter_name)
+        column = get_column_obj(list_filter.column, self.model)
+        pk = self.model.id  # type: ignore[attr-defined]  # every model here has IdMixin
+        keys = [str(key) for key, _label in list_filter.values]
+        counts = [
+            select(func.count())
+            .select_from(
+                base.with_only_columns(pk).where(column == key).order_by(None).limit(FACET_CAP + 1).subquery()
+            )
+            .scalar_subquery()
+            for key in keys
+        ]
+        session = (await request_uow(request)).session
+        row = (await session.execute(select(*counts))).one()
+        return {
+            key: CappedCount(min(int(n), FACET_CAP), capped=int(n) > FACET_CAP)
+            for key, n in zip(keys, row, strict=True)
+        }
+
+    def filter_lookup_url(self, request: Request) -> URL:
+        return URL(str(request.url_for(f"admin:view-{self.identity}-filter_lookup")))
+
+    @expose("/filter/lookup", methods=["GET"])
+    async def filter_lookup(self, request: Request) -> Response:
+        """The live related rows matching `?term=` for the relationship filter `?filter=`, as JSON.
+
+        The forms' lookup (SQLAdmin's ajax loader, labels masked for the
+        actor), allowed to whoever may list this model and view the related
+        one. The sidebar's script links each result to the list with it chosen.
+        """
+        if not self.has_permission(request, "list"):
+            raise HTTPException(status_code=403)
+        name, term = request.query_params.get("filter", ""), request.query_params.get("term", "")
+        searchable = (f for f in self.get_filters() if isinstance(f, LiveForeignKeyFilter))
+        found = next((f for f in searchable if f.parameter_name == name), None)
+        if found is None:
+            raise HTTPException(status_code=400, detail="There is no such relationship filter on this list.")
+        if not term.strip():
+            raise HTTPException(status_code=400, detail="Type some text to search for.")
+        related = f"{masking.table_of(found.foreign_model)}.view"
+        if not current_actor(request).has_perm(related):
+            detail = f"You need the permission {related} to search these records."
+            raise HTTPException(status_code=403, detail=detail)
+        loader = self._filter_loader(found)
+        matches = await loader.get_list(request, term[:200])
+        return JSONResponse({"results": [loader.format(match) for match in matches]})
+
+    def _filter_loader(self, list_filter: LiveForeignKeyFilter) -> MaskedAjaxLoader:
+        loaders: dict[str, MaskedAjaxLoader] = self.__dict__.setdefault("_filter_loaders", {})
+        if list_filter.parameter_name not in loaders:
+            target = list_filter.foreign_model
+            display = get_column_obj(list_filter.foreign_display_field, target)
+
+            def live(request: Request, term: str) -> Any:
+                return target.deleted_at.is_(None)
+
+            loaders[list_filter.parameter_name] = MaskedAjaxLoader(
+                list_filter.parameter_name,
+                target,
+                self,
+                fields=list_filter.search_fields,
+                order_by=display.key,
+                where=live,
+                limit=20,
+            )
+        return loaders[list_filter.parameter_name]
 
     def rows_of(self, request: Request) -> Callable[[Select[Any]], Awaitable[Sequence[Row[Any]]]]:
         """A statement -> its rows, read in the request's unit of work (what a filter's `lookups` runs)."""

@@ -15,7 +15,7 @@ from wtforms.validators import InputRequired, NumberRange, Optional
 
 from admin import outcomes
 from admin.dashboard import LowStockTable, OrdersPerDayChart, Widget
-from admin.filters import ChoiceFilter, LiveForeignKeyFilter, RecentDateFilter
+from admin.filters import ChoiceFilter, DateRangeFilter, LiveForeignKeyFilter, RecentDateFilter
 from admin.params import query_ids
 from admin.requests import request_uow
 from admin.views.base import ServiceModelView
@@ -129,8 +129,15 @@ class ProductAdmin(ServiceModelView, model=Product):
             foreign_model=Category,
             title="Category",
             parameter_name="category",
+            search_fields=("name", "slug"),
         ),
         RecentDateFilter(Product.created_at, title="Created", parameter_name="created"),
+        DateRangeFilter(
+            Product.created_at,
+            title="Created between",
+            parameter_name="created_between",
+            parameter_names=("created_from", "created_to"),
+        ),
     ]
     form_columns: ClassVar = [
         Product.sku,
@@ -235,9 +242,16 @@ class OrderAdmin(ServiceModelView, model=Order):
     column_sortable_list: ClassVar = [Order.id, Order.placed_at, Order.total]
     column_default_sort: ClassVar = [(Order.placed_at, True)]
     column_export_list: ClassVar = [Order.id, Order.customer, Order.status, Order.placed_at, Order.total]
+    show_facets = True  # orders per status beside the status filter, counted up to a cap
     column_filters: ClassVar = [
         ChoiceFilter(Order.status, [(s.value, s.value.title()) for s in OrderStatus], title="Status"),
         RecentDateFilter(Order.placed_at, title="Placed", parameter_name="placed"),
+        DateRangeFilter(
+            Order.placed_at,
+            title="Placed between",
+            parameter_name="placed_between",
+            parameter_names=("placed_from", "placed_to"),
+        ),
     ]
     form_columns: ClassVar = [Order.customer, Order.status, Order.placed_at]
     form_ajax_refs: ClassVar = {"customer": lookup(Customer, "name", order_by="name")}

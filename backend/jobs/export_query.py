@@ -7,6 +7,7 @@ filters, search and sort, and the CLI from its `--filter field=value`:
     {"filters": [["status", "active"], ["category", "phones"]],  # as `export --filter` takes them
      "equals": {"category_id": "12"},                              # column == value, as text
      "since": {"created_at": "2026-11-01T00:00:00+00:00"},        # column >= time
+     "until": {"created_at": "2026-12-01T00:00:00+00:00"},        # column < time (a range's end)
      "search": {"term": "kettle", "fields": ["name", "sku"]},     # any of them contains the term
      "order_by": ["-price"]}                                       # "-" descending; id breaks ties
 
@@ -72,6 +73,7 @@ class ExportQuery:
     filters: tuple[tuple[str, str], ...] = ()
     equals: dict[str, str] = field(default_factory=dict)
     since: dict[str, str] = field(default_factory=dict)
+    until: dict[str, str] = field(default_factory=dict)
     search_term: str = ""
     search_fields: tuple[str, ...] = ()
     order_by: tuple[str, ...] = ()
@@ -95,6 +97,7 @@ class ExportQuery:
             filters=_pairs(params.get("filters")),
             equals=_texts(params.get("equals"), "equals"),
             since=_texts(params.get("since"), "since"),
+            until=_texts(params.get("until"), "until"),
             search_term=term[:MAX_TERM_CHARS],
             search_fields=tuple(fields),
             order_by=tuple(order_by),
@@ -108,6 +111,8 @@ class ExportQuery:
             params["equals"] = dict(self.equals)
         if self.since:
             params["since"] = dict(self.since)
+        if self.until:
+            params["until"] = dict(self.until)
         if self.search_term:
             params["search"] = {"term": self.search_term, "fields": list(self.search_fields)}
         if self.order_by:
@@ -127,6 +132,9 @@ class ExportQuery:
         for name, text in self.since.items():
             column = _column(model, actor, name)
             clauses.append(column >= _moment(name, text))
+        for name, text in self.until.items():
+            column = _column(model, actor, name)
+            clauses.append(column < _moment(name, text))
         if self.search_term:
             pattern = (
                 "%" + self.search_term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -166,7 +174,7 @@ def _moment(name: str, text: str) -> datetime:
 
 
 def query_text(value: object) -> str:
-    """A value an admin filter compares a column with, as `equals` and `since` keep it (see `_typed`)."""
+    """A value an admin filter compares a column with, as `equals`, `since` and `until` keep it (`_typed`)."""
     if isinstance(value, bool):
         return _TRUE if value else _FALSE
     if isinstance(value, enum.Enum):

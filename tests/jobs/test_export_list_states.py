@@ -9,7 +9,7 @@ is queued, and run here in-process (`run_job`), over the test's transaction.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 
 from admin.export import FileExport, export_query_of
-from admin.filters import ALL, LiveForeignKeyFilter
+from admin.filters import ALL, DateRangeFilter, LiveForeignKeyFilter
 from backend.auth.actor import Actor
 from backend.db.session import Database
 from backend.jobs.export_query import ExportQuery
@@ -64,6 +64,18 @@ async def list_states(view: FileExport, session: AsyncSession) -> list[State]:
         if isinstance(list_filter, LiveForeignKeyFilter):
             rows = await list_filter.lookups(request_for([]), view.model, _rows(session))
             states.extend([(name, key)] for key, _label in rows if key != ALL)
+        elif isinstance(list_filter, DateRangeFilter):
+            first, last = list_filter.parameter_names
+            today = datetime.now(UTC).date()
+            start, end = (today - timedelta(days=30)).isoformat(), (today - timedelta(days=2)).isoformat()
+            states.extend(
+                [
+                    [(first, start)],
+                    [(last, end)],
+                    [(first, start), (last, end)],
+                    [(first, today.isoformat()), (last, today.isoformat())],  # to takes its whole day
+                ]
+            )
         elif isinstance(list_filter, StaticValuesFilter):
             states.extend([(name, str(value))] for value, _label in list_filter.values)
         else:
@@ -178,6 +190,8 @@ async def test_the_lists_state_becomes_the_jobs_query(app: Starlette, session: A
         ("status", "draft"),
         ("category", str(category.id)),
         ("created", "7d"),
+        ("created_from", (date.today() - timedelta(days=30)).isoformat()),
+        ("created_to", "9999-12-31"),
         ("search", "lamp"),
         ("sortBy", "price"),
         ("sort", "desc"),
@@ -190,10 +204,18 @@ async def test_the_lists_state_becomes_the_jobs_query(app: Starlette, session: A
 
     assert params is not None
     assert params["equals"] == {"status": "draft", "category_id": str(category.id)}
+    # Both date filters bound created_at from below: the narrower (the past 7 days) holds both.
     since = datetime.fromisoformat(params["since"]["created_at"])
     assert before - timedelta(days=7, seconds=5) <= since <= datetime.now(UTC) - timedelta(days=7)
+    ranged = await export_query_of(
+        product_view, request_for([("created_from", "2026-11-02"), ("created_to", "2026-11-30")])
+    )
+    assert ranged is not None
+    assert ranged["since"] == {"created_at": "2026-11-02T00:00:00+00:00"}
+    assert ranged["until"] == {"created_at": "2026-12-01T00:00:00+00:00"}  # the 30th included, whole
     assert params["search"] == {"term": "lamp", "fields": ["sku", "name"]}
     assert params["order_by"] == ["-price"]
-    assert set(params) == {"equals", "since", "search", "order_by"}  # position and page size do not travel
+    # Position and page size do not travel; a range to the last day there is has no upper bound.
+    assert set(params) == {"equals", "since", "search", "order_by"}
     default = await export_query_of(product_view, request_for([("status", ALL)]))
     assert default == {"order_by": ["-id"]}
