@@ -36,6 +36,7 @@ from admin.csrf import SAFE_METHODS, csrf_failure, csrf_token
 from admin.dashboard import dashboard_blocks, history_tables
 from admin.error_pages import install_error_pages
 from admin.errors import install_error_handlers, status_for
+from admin.formatting import moment
 from admin.params import query_ids
 from admin.relations import bind_form_labels, masked_ajax_loaders, relation_label
 from admin.requests import RequestSessions
@@ -90,6 +91,7 @@ class CustodianAdmin(Admin):
         self.templates.env.globals["relation_label"] = relation_label
         self.templates.env.globals["prepare_form"] = prepare_form
         self.templates.env.globals["environment_badge"] = EnvironmentBadge.of(settings)
+        self.templates.env.filters["moment"] = moment
         for route in self.admin.router.routes:
             if isinstance(route, Route) and route.name == "logout":
                 route.methods = {"GET", "HEAD", "POST"}

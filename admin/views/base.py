@@ -8,9 +8,11 @@ reads SQLAdmin makes and the writes that go to the services.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
 from sqladmin import ModelView
+from sqladmin.formatters import BASE_FORMATTERS
 from sqladmin.forms import WTFORMS_ATTRS
 from sqlalchemy import Select, select
 from sqlalchemy import inspect as sa_inspect
@@ -21,6 +23,7 @@ from admin.auth import current_actor
 from admin.columns import name_of
 from admin.controls import RowControls
 from admin.export import FileExport
+from admin.formatting import moment
 from admin.forms import CustodianFormConverter
 from admin.imports import FileImport
 from admin.labels import default_labels
@@ -90,6 +93,10 @@ class ServiceModelView(FileExport, KeysetListing, RowControls, ServiceWrites, Fi
     `KeysetListing`, its export from `FileExport`, the per-row checks from
     `RowControls`, the file import from `FileImport` (admin/imports.py).
     """
+
+    # Moments as every page writes them (admin/formatting.py), in lists and on details pages.
+    column_type_formatters: ClassVar[dict[Any, Callable[[Any], Any]]] = {**BASE_FORMATTERS, datetime: moment}
+    column_type_formatters_detail: ClassVar[dict[Any, Callable[[Any], Any]]] = column_type_formatters
 
     # `@action` slug -> the permission action it needs, e.g. {"set-status": "change"}.
     action_permissions: ClassVar[dict[str, str]] = {}
