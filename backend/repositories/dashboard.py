@@ -54,11 +54,14 @@ class DashboardQueries:
         document = json.loads(raw) if isinstance(raw, str) else raw
         return int(document[0]["Plan"]["Plan Rows"])
 
-    async def entries_by(self, actor_id: int, *, limit: int) -> list[AuditEntry]:
-        """The actor's newest entries, through the (actor_id, created_at) index."""
+    async def entries_by(
+        self, actor_id: int, *, limit: int, excluding: Sequence[str] = ()
+    ) -> list[AuditEntry]:
+        """The actor's newest entries but those of the `excluding` actions, through the (actor_id,
+        created_at) index."""
         stmt = (
             select(AuditEntry)
-            .where(AuditEntry.actor_id == actor_id)
+            .where(AuditEntry.actor_id == actor_id, AuditEntry.action.not_in(excluding))
             .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
             .limit(limit)
         )

@@ -16,6 +16,8 @@ from backend.db.uow import UnitOfWork
 from backend.models import AuditEntry, AuthSession, LoginAttempt, User
 from backend.repositories.auth import AuthSessionRepository, LoginAttemptRepository
 
+# The audit entries of signing in and out: events of a session, not changes to anything.
+SESSION_EVENTS = ("login", "login_failed", "login_refused", "logout")
 BAD_CREDENTIALS = "Please enter a correct username and password. Both fields may be case-sensitive."
 PASSWORD_TOO_LONG = (
     f"Please enter a correct username and password. A password has at most {MAX_PASSWORD_LENGTH} characters."

@@ -15,6 +15,7 @@ from enum import StrEnum
 from backend.db.uow import UnitOfWork
 from backend.models import Product
 from backend.repositories.dashboard import DashboardQueries, DayTotal
+from backend.services.auth import SESSION_EVENTS
 from backend.services.history import AuditFilters, AuditLog, AuditRecord
 from backend.services.registry import service_for
 
@@ -80,10 +81,11 @@ class DashboardService:
         return RowCount(estimate, CountKind.ESTIMATE)
 
     async def own_changes(self, *, limit: int = RECENT_LIMIT) -> list[AuditRecord]:
-        """The actor's own newest audit entries, masked as the audit log masks them for this actor."""
+        """The actor's own newest changes (audit entries, not their sign-ins and sign-outs), masked as the
+        audit log masks them for this actor."""
         if self.actor.user_id is None:
             return []
-        entries = await self.queries.entries_by(self.actor.user_id, limit=limit)
+        entries = await self.queries.entries_by(self.actor.user_id, limit=limit, excluding=SESSION_EVENTS)
         return [AuditRecord.shown_to(self.actor, entry) for entry in entries]
 
     async def latest_activity(self, *, limit: int = RECENT_LIMIT) -> list[AuditRecord]:
