@@ -10,6 +10,7 @@ the template partial that draws them.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -40,7 +41,7 @@ def may_list(request: Request, view: ModelView) -> bool:
     return view.is_visible(request) and view.is_accessible(request) and view.has_permission(request, "list")
 
 
-class Widget:
+class Widget(ABC):
     """A block a model view declares (`dashboard_widgets`); shown when its records may be listed."""
 
     template: ClassVar[str]
@@ -50,25 +51,28 @@ class Widget:
     def allowed(self, request: Request, view: ModelView) -> bool:
         return may_list(request, view)
 
+    @abstractmethod
     async def data(self, request: Request, view: ModelView, service: DashboardService) -> dict[str, Any]:
-        raise NotImplementedError
+        """What the widget's partial shows, read through the dashboard service."""
 
     async def block(self, request: Request, view: ModelView, service: DashboardService) -> Block:
         return Block(self.template, self.width, await self.data(request, view, service))
 
 
-class SiteWidget:
+class SiteWidget(ABC):
     """A block of no one model (recent changes, activity), with its own permission check."""
 
     template: ClassVar[str]
     width: ClassVar[str] = "col-12 col-xl-6"
     place: ClassVar[int] = 100
 
+    @abstractmethod
     def allowed(self, request: Request) -> bool:
-        raise NotImplementedError
+        """Whether the signed-in actor may see this block."""
 
+    @abstractmethod
     async def data(self, request: Request, service: DashboardService) -> dict[str, Any]:
-        raise NotImplementedError
+        """What the block's partial shows, read through the dashboard service."""
 
     async def block(self, request: Request, service: DashboardService) -> Block:
         return Block(self.template, self.width, await self.data(request, service))
