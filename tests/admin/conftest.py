@@ -2,15 +2,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from admin.app import create_app
 from backend.config import Settings
 from backend.db.session import Database
+from backend.models import User
 from tests.factories import DEFAULT_PASSWORD, make_user
 
 _CSRF = re.compile(r'name="csrf(?:_token|-token)" (?:value|content)="([^"]+)"')
@@ -71,4 +74,41 @@ async def new_client(app: Starlette, session: AsyncSession) -> AsyncIterator[Cli
 
     yield make
     for client in clients:
+        await client.aclose()
+
+
+Apps = Callable[..., tuple[Starlette, Database]]
+
+
+@pytest.fixture
+def make_app(
+    settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> Apps:
+    """Apps over the test transaction, job files under the test's directory; the app and its database.
+
+    Settings are the test's with `overrides` (`make_app(job_threshold_rows=2)`).
+    """
+
+    def build(**overrides: Any) -> tuple[Starlette, Database]:
+        local = settings.model_copy(update={"job_files_dir": tmp_path / "jobs", **overrides})
+        database = Database(local, engine=engine, sessions=sessions)
+        return create_app(local, database=database), database
+
+    return build
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Callable[[Starlette, User], Awaitable[httpx.AsyncClient]]]:
+    """Clients signed in as a given user on a given app, sending the Referer the admin's own pages send."""
+    opened: list[httpx.AsyncClient] = []
+
+    async def signed_in(app: Starlette, user: User) -> httpx.AsyncClient:
+        client = client_for(app)
+        client.headers["referer"] = "http://testserver/admin/"
+        opened.append(client)
+        assert (await sign_in(client, user.username)).status_code == 302
+        return client
+
+    yield signed_in
+    for client in opened:
         await client.aclose()

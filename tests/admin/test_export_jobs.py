@@ -9,18 +9,15 @@ masked for whoever looks at it, as they may see it now.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 
-from admin.app import create_app
-from backend.config import Settings
 from backend.db.session import Database
 from backend.jobs.exchange import KEY_HIDDEN
 from backend.jobs.runner import run_job
@@ -28,7 +25,7 @@ from backend.jobs.service import PII_GONE, JobService
 from backend.models import Role, User
 from backend.models.jobs import Job, JobKind, JobStatus
 from backend.services import masking
-from tests.admin.conftest import client_for, sign_in
+from tests.admin.conftest import Apps
 from tests.factories import make_customer, make_role, make_tag, make_user, unique
 from tests.jobs.conftest import actor_of
 from tests.jobs.factories import make_job
@@ -36,38 +33,6 @@ from tests.jobs.factories import make_job
 JOB_PAGE = re.compile(r"/admin/jobs/(\d+)$")
 REFRESH = '<meta http-equiv="refresh" content="2">'
 PII_ROLE = ["customer.view", "customer.export", "customer.import", "customer.view_pii"]
-
-Apps = Callable[..., tuple[Starlette, Database]]
-
-
-@pytest.fixture
-def make_app(
-    settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
-) -> Apps:
-    """Apps over the test transaction, job files under the test's directory; the app and its database."""
-
-    def build(**overrides: Any) -> tuple[Starlette, Database]:
-        local = settings.model_copy(update={"job_files_dir": tmp_path / "jobs", **overrides})
-        database = Database(local, engine=engine, sessions=sessions)
-        return create_app(local, database=database), database
-
-    return build
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Callable[[Starlette, User], Any]]:
-    opened: list[httpx.AsyncClient] = []
-
-    async def signed_in(app: Starlette, user: User) -> httpx.AsyncClient:
-        client = client_for(app)
-        client.headers["referer"] = "http://testserver/admin/"  # as the list page's export menu sends it
-        opened.append(client)
-        assert (await sign_in(client, user.username)).status_code == 302
-        return client
-
-    yield signed_in
-    for client in opened:
-        await client.aclose()
 
 
 async def user_with(session: AsyncSession, permissions: Sequence[str]) -> tuple[User, Role]:

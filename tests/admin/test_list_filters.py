@@ -8,23 +8,19 @@ import io
 import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 
 from admin import listing
-from admin.app import create_app
-from backend.config import Settings
-from backend.db.session import Database
 from backend.jobs.runner import run_job
 from backend.models import OrderStatus, ProductStatus, User
 from backend.models.jobs import JobStatus
-from tests.admin.conftest import ClientFactory, client_for, sign_in
+from tests.admin.conftest import Apps, ClientFactory, client_for, sign_in
 from tests.factories import make_category, make_order, make_product, make_role, make_user, unique
 
 CHIP = re.compile(r'<span class="badge bg-blue-lt filter-chip">(.*?)\s*<a href="([^"]+)"', re.S)
@@ -208,21 +204,6 @@ async def test_keyset_pages_keep_the_range_both_ways_and_the_export_holds_its_ro
     )
     assert exported.status_code == 200
     assert csv_ids(exported.content) == listed
-
-
-Apps = Callable[..., tuple[Starlette, Database]]
-
-
-@pytest.fixture
-def make_app(
-    settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
-) -> Apps:
-    def build(**overrides: Any) -> tuple[Starlette, Database]:
-        local = settings.model_copy(update={"job_files_dir": tmp_path / "jobs", **overrides})
-        database = Database(local, engine=engine, sessions=sessions)
-        return create_app(local, database=database), database
-
-    return build
 
 
 @pytest.mark.postgres

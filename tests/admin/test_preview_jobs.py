@@ -10,18 +10,15 @@ Below the threshold, and always on SQLite, the preview stays in the request.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from starlette.applications import Starlette
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from admin.app import create_app
 from backend.config import Settings
 from backend.db.session import Database
 from backend.jobs import files
@@ -30,44 +27,13 @@ from backend.jobs.runner import run_job
 from backend.models import AuditEntry, Product, Tag, User
 from backend.models.jobs import Job, JobKind, JobStatus
 from backend.services.exchange.importing import FILE_CHANGED
-from tests.admin.conftest import client_for, page_token, sign_in
+from tests.admin.conftest import Apps, page_token
 from tests.admin.test_import_views import count, products_csv, upload
 from tests.factories import make_role, make_user, unique
 
 JOB_PAGE = re.compile(r"/admin/jobs/(\d+)$")
 TAG_ROLE = ["tag.view", "tag.add", "tag.change", "tag.import"]
 TOO_LONG = "x" * 61  # a tag's name holds at most 60 characters
-
-Apps = Callable[..., tuple[Starlette, Database]]
-
-
-@pytest.fixture
-def make_app(
-    settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
-) -> Apps:
-    """Apps over the test transaction, job files under the test's directory; the app and its database."""
-
-    def build(**overrides: Any) -> tuple[Starlette, Database]:
-        local = settings.model_copy(update={"job_files_dir": tmp_path / "jobs", **overrides})
-        database = Database(local, engine=engine, sessions=sessions)
-        return create_app(local, database=database), database
-
-    return build
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Callable[[Starlette, User], Any]]:
-    opened: list[httpx.AsyncClient] = []
-
-    async def signed_in(app: Starlette, user: User) -> httpx.AsyncClient:
-        client = client_for(app)
-        opened.append(client)
-        assert (await sign_in(client, user.username)).status_code == 302
-        return client
-
-    yield signed_in
-    for client in opened:
-        await client.aclose()
 
 
 async def tag_user(session: AsyncSession, permissions: Sequence[str] = TAG_ROLE) -> User:
