@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
-from sqlalchemy import BinaryExpression, BindParameter, Column, ColumnElement, Select, func, inspect, select
+from sqlalchemy import BinaryExpression, BindParameter, Column, ColumnElement, inspect, select
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BooleanClauseList
 from starlette.datastructures import URL
@@ -38,7 +38,7 @@ from admin.keyset import POSITION_PARAMS
 from admin.listing import KeysetListing
 from admin.requests import request_uow
 from backend.config import Settings
-from backend.db.uow import UnitOfWork
+from backend.db.counting import count_up_to
 from backend.jobs.export_query import query_text
 from backend.jobs.service import runs_as_job
 from backend.services import masking
@@ -83,7 +83,7 @@ class FileExport(KeysetListing):
         uow = await request_uow(request)
         if not uow.settings.is_sqlite:
             key = self.model.id  # type: ignore[attr-defined]  # every model here has IdMixin
-            rows = await capped_count(uow, listed, key=key, cap=uow.settings.job_threshold_rows + 1)
+            rows = await count_up_to(uow.session, listed, key=key, cap=uow.settings.job_threshold_rows + 1)
             # A job is a write a GET starts: only from this site's own pages, never a cross-site link
             # (csrf.navigation_problem); such a request gets the file streamed, which writes nothing.
             if runs_as_job(database_of(request), rows) and navigation_problem(request) is None:
@@ -121,12 +121,6 @@ class FileExport(KeysetListing):
                 "shows its progress, then the file to download. You can leave; it stays under My jobs."
             ),
         )
-
-
-async def capped_count(uow: UnitOfWork, listed: Select[Any], *, key: Any, cap: int) -> int:
-    """How many rows `listed` selects, counted no further than `cap`: a million rows are never counted."""
-    capped = listed.with_only_columns(key).order_by(None).limit(cap).subquery()
-    return int(await uow.session.scalar(select(func.count()).select_from(capped)) or 0)
 
 
 async def export_query_of(view: FileExport, request: Request) -> dict[str, Any] | None:

@@ -42,6 +42,7 @@ from admin.keyset import (
 from admin.params import query_int
 from admin.relations import MaskedAjaxLoader
 from admin.requests import request_uow
+from backend.db.counting import count_up_to
 from backend.services import masking
 from backend.values import BIGINT_MAX
 
@@ -277,8 +278,7 @@ class KeysetListing(RowControls):
         base = await self.filtered_statement(request, sort=False)
         session = (await request_uow(request)).session
 
-        capped = base.with_only_columns(pk).order_by(None).limit(COUNT_CAP + 1).subquery()
-        total = int(await session.scalar(select(func.count()).select_from(capped)) or 0)
+        total = await count_up_to(session, base, key=pk, cap=COUNT_CAP + 1)
         counted = CappedCount(min(total, COUNT_CAP), capped=total > COUNT_CAP)
 
         backwards = before is not None

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Date, Select, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.db.counting import count_up_to
 from backend.models import AuditEntry, Order, OrderStatus, Product, ProductStatus
 
 
@@ -33,8 +34,7 @@ class DashboardQueries:
         stmt = select(model.id)
         if hasattr(model, "deleted_at"):
             stmt = stmt.where(model.deleted_at.is_(None))
-        capped = stmt.limit(cap + 1).subquery()
-        return int(await self.session.scalar(select(func.count()).select_from(capped)) or 0)
+        return await count_up_to(self.session, stmt, key=model.id, cap=cap + 1)
 
     async def estimated_count(self, model: Any) -> int | None:
         """PostgreSQL's planner estimate of the live rows (from ANALYZE's statistics); None elsewhere.
