@@ -16,6 +16,7 @@ from starlette.routing import Route
 from admin.diagnostics import StatementCountMiddleware, count_statements
 from admin.errors import install_error_handlers
 from admin.input_guard import NulGuardMiddleware
+from admin.metrics import metrics_wiring
 from admin.requests import RequestUnitOfWork
 from admin.security import ResponseHeadersMiddleware
 from admin.site import FAVICON_URL, CustodianAdmin
@@ -34,6 +35,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     """Build the web app for `settings`: one engine, disposed by the lifespan."""
     _configure_logging(settings)
     database = database or Database(settings)
+    metrics = metrics_wiring(settings, database.engine)
+    # The metrics read the statement count that the debug header reports.
+    count_sql = settings.debug_sql_header or settings.metrics_enabled
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -49,16 +53,18 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
             Route("/ready", _ready, methods=["GET"]),
             # Browsers ask for it at the root of every site they visit.
             Route("/favicon.ico", _favicon, methods=["GET"]),
+            *metrics.routes,
         ],
         middleware=[
+            *metrics.middleware,
             Middleware(ResponseHeadersMiddleware, hsts=settings.is_production),
             Middleware(NulGuardMiddleware),
             Middleware(RequestUnitOfWork, database=database),
-            *([Middleware(StatementCountMiddleware)] if settings.debug_sql_header else []),
+            *([Middleware(StatementCountMiddleware)] if count_sql else []),
         ],
         lifespan=lifespan,
     )
-    if settings.debug_sql_header:
+    if count_sql:
         count_statements(database.engine)
     app.state.settings = settings
     app.state.database = database

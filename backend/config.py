@@ -6,6 +6,7 @@ takes a `Settings` instance as an argument, so tests can build one directly.
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +35,18 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class DatabasePooler(StrEnum):
+    """What sits between the app and PostgreSQL; said, never guessed (a PgBouncer looks like a server)."""
+
+    NONE = "none"
+    PGBOUNCER = "pgbouncer"  # in transaction pooling mode
+
+
+# prometheus_client reads this variable itself, at import, in every worker.
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+MIN_METRICS_TOKEN_LENGTH = 16
+
+
 PositiveSeconds = Annotated[float, Field(gt=0, le=600)]
 
 
@@ -51,6 +64,11 @@ class Settings(BaseSettings):
     # Shown on every admin page instead of the environment's name ("staging", "eu-production").
     environment_label: str | None = Field(default=None, min_length=1, max_length=40)
     database_url: str = DEFAULT_DATABASE_URL
+    # `pgbouncer`: DATABASE_URL points at a PgBouncer in transaction pooling mode (backend/db/pooling.py).
+    database_pooler: DatabasePooler = DatabasePooler.NONE
+    # A connection straight to PostgreSQL, for what transaction pooling breaks: migrations (one
+    # session-long transaction with DDL) and the job queue (LISTEN/NOTIFY, advisory locks).
+    database_direct_url: str | None = None
     secret_key: str = INSECURE_SECRET_KEY
     allow_sqlite_in_production: bool = False
 
@@ -94,6 +112,16 @@ class Settings(BaseSettings):
     # How often a worker says it is alive; one silent for three times this is taken for dead.
     job_heartbeat_seconds: float = Field(default=10.0, gt=0, le=600)
 
+    # GET /metrics in Prometheus' text format; when on, only for `Authorization: Bearer METRICS_TOKEN`,
+    # or, with no token set (refused in production), for clients on the loopback interface.
+    metrics_enabled: bool = False
+    metrics_token: str | None = Field(default=None, min_length=MIN_METRICS_TOKEN_LENGTH)
+    # A statement that runs longer than this is counted and logged (SQL only, never its values).
+    metrics_slow_statement_ms: int = Field(default=500, ge=1, le=600_000)
+    # Where several workers pool their metrics (prometheus_client's multiprocess mode); `runserver
+    # --workers N` makes a temporary one when this is not set.
+    prometheus_multiproc_dir: Path | None = None
+
     log_level: str = "INFO"
     # Adds an X-SQL-Statements header to every response (used by bench/).
     debug_sql_header: bool = False
@@ -105,7 +133,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"DATABASE_URL uses the driver '{url.drivername}'; use one of: {', '.join(SUPPORTED_DRIVERS)}"
             )
+        self._check_pooler()
         if self.environment is Environment.PRODUCTION:
+            if self.metrics_enabled and self.metrics_token is None:
+                raise ValueError(
+                    "METRICS_TOKEN must be set when METRICS_ENABLED=true in production "
+                    "(behind a proxy every client looks local)"
+                )
             if self.secret_key == INSECURE_SECRET_KEY or len(self.secret_key) < MIN_PRODUCTION_SECRET_LENGTH:
                 raise ValueError(
                     "SECRET_KEY must be set to a random value of at least "
@@ -118,15 +152,35 @@ class Settings(BaseSettings):
                 )
         return self
 
+    def _check_pooler(self) -> None:
+        if self.database_direct_url is not None:
+            direct = _parse_url(self.database_direct_url, "DATABASE_DIRECT_URL")
+            if direct.drivername != "postgresql+asyncpg" or self.is_sqlite:
+                raise ValueError(
+                    "DATABASE_DIRECT_URL is for PostgreSQL: use postgresql+asyncpg://, as DATABASE_URL does"
+                )
+        if self.database_pooler is DatabasePooler.PGBOUNCER:
+            if self.is_sqlite:
+                raise ValueError("DATABASE_POOLER=pgbouncer needs a PostgreSQL DATABASE_URL")
+            if self.database_direct_url is None:
+                raise ValueError(
+                    "DATABASE_POOLER=pgbouncer needs DATABASE_DIRECT_URL: migrations and the job queue "
+                    "cannot run through transaction pooling"
+                )
+
     def _parsed_url(self) -> URL:
-        try:
-            return make_url(self.database_url)
-        except ArgumentError as exc:
-            raise ValueError("DATABASE_URL is not a valid database URL") from exc
+        return _parse_url(self.database_url, "DATABASE_URL")
 
     @property
     def url(self) -> URL:
         return self._parsed_url()
+
+    @property
+    def direct_url(self) -> URL:
+        """Where migrations and the job queue connect: DATABASE_DIRECT_URL, else DATABASE_URL."""
+        if self.database_direct_url is None:
+            return self.url
+        return _parse_url(self.database_direct_url, "DATABASE_DIRECT_URL")
 
     @property
     def is_sqlite(self) -> bool:
@@ -140,6 +194,18 @@ class Settings(BaseSettings):
     def safe_database_url(self) -> str:
         """The database URL with its password hidden, for logs and reports."""
         return self.url.render_as_string(hide_password=True)
+
+
+def _parse_url(value: str, variable: str) -> URL:
+    try:
+        return make_url(value)
+    except ArgumentError as exc:
+        raise ValueError(f"{variable} is not a valid database URL") from exc
+
+
+def share_metrics_dir(path: Path) -> None:
+    """Point prometheus_client at `path`, in this process and every worker it starts afterwards."""
+    os.environ[METRICS_DIR_VARIABLE] = str(path)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -2,7 +2,9 @@
 
 Every command runs on one connection from a migration engine and inside one
 transaction (see migrations/env.py), so a revision that fails halfway leaves
-the schema as it was, on PostgreSQL and on SQLite alike.
+the schema as it was, on PostgreSQL and on SQLite alike. That engine connects
+to `DATABASE_DIRECT_URL` when it is set: behind PgBouncer in transaction
+pooling mode, a migration gets a server session of its own.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 from backend.config import Settings
+from backend.db.pooling import pgbouncer_connect_args, pgbouncer_url, through_pgbouncer
 
 # Execution option of a session or connection whose transaction will write
 # (set by `UnitOfWork`): on SQLite it begins with BEGIN IMMEDIATE.
@@ -39,12 +40,17 @@ def create_engine(settings: Settings, *, for_migrations: bool = False) -> AsyncE
 
     With `for_migrations=True` SQLite foreign keys are left off: Alembic's
     batch mode rebuilds tables, and the migration checks the keys itself
-    before it commits.
+    before it commits; PostgreSQL is reached at `DATABASE_DIRECT_URL` when
+    set, past any PgBouncer.
+
+    `DATABASE_POOLER=pgbouncer`: SQLAlchemy's asyncpg recipe for transaction
+    pooling (backend/db/pooling.py), with no pool of the app's own.
     """
-    url = settings.url
     if settings.is_sqlite:
-        return _sqlite_engine(settings, url, foreign_keys=not for_migrations)
-    return _postgres_engine(settings, url, for_migrations=for_migrations)
+        return _sqlite_engine(settings, settings.url, foreign_keys=not for_migrations)
+    if for_migrations:
+        return _postgres_engine(settings, settings.direct_url, for_migrations=True)
+    return _postgres_engine(settings, settings.url, for_migrations=False)
 
 
 def _postgres_engine(settings: Settings, url: URL, *, for_migrations: bool) -> AsyncEngine:
@@ -55,6 +61,15 @@ def _postgres_engine(settings: Settings, url: URL, *, for_migrations: bool) -> A
     }
     if for_migrations:
         return create_async_engine(url, poolclass=NullPool, connect_args=connect_args, hide_parameters=True)
+    if through_pgbouncer(settings):
+        # Connections come and go with each checkout: nothing stale to pre-ping, no pool to wait for
+        # (PgBouncer's query_wait_timeout bounds that wait instead).
+        return create_async_engine(
+            pgbouncer_url(url),
+            hide_parameters=True,
+            poolclass=NullPool,
+            connect_args=pgbouncer_connect_args(connect_args),
+        )
     return create_async_engine(
         url,
         # Parameters are customers' data and password hashes: never in an error message or log line.

@@ -2,8 +2,9 @@
 
 A job row is queued by deferring one procrastinate task, `run_job(job_id)`,
 which a worker (`manage.py worker`) runs through `backend.jobs.runner`.
-Procrastinate connects with psycopg to the database of `DATABASE_URL` (its
-"+asyncpg" driver name stripped); its schema comes with migration 0007.
+Procrastinate connects with psycopg to the database of `DATABASE_DIRECT_URL`,
+else `DATABASE_URL` (their "+asyncpg" driver name stripped); its schema comes
+with migration 0007.
 
 A worker that dies mid-job (SIGKILL, a lost machine) stops sending its
 heartbeat; procrastinate then reports the job as stalled. Such jobs are
@@ -62,8 +63,13 @@ def stalled_after(settings: Settings) -> float:
 
 
 def queue_conninfo(settings: Settings) -> str:
-    """The libpq connection string of the queue: DATABASE_URL without SQLAlchemy's driver name."""
-    return settings.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    """The libpq connection string of the queue, without SQLAlchemy's driver name.
+
+    DATABASE_DIRECT_URL when set: a worker LISTENs for new jobs and takes
+    advisory locks, which live in a server session that transaction pooling
+    hands to another client after each transaction.
+    """
+    return settings.direct_url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def queue_app(settings: Settings, *, pool_size: int | None = None) -> App:
