@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import event, insert, inspect
-from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.orm import Mapper, Session, UOWTransaction
 from sqlalchemy.orm.attributes import History
 
 from backend.auth.actor import Actor
@@ -137,21 +138,69 @@ def _label(obj: Any) -> str:
 
 def _created(obj: Any) -> dict[str, Any]:
     state = inspect(obj)
-    secrets = _secret_fields(obj)
+    # A new row's many-to-many collection is all added: read it as it is, not through its history,
+    # which costs a new mapping of every attribute per object (a large import makes thousands).
+    related = {
+        relationship.key: state.dict.get(relationship.key) or ()
+        for relationship in state.mapper.relationships
+        if relationship.secondary is not None
+    }
+    return _creation(state.mapper, lambda key: getattr(obj, key, None), related)
+
+
+def _creation(
+    mapper: Mapper[Any], value_of: Callable[[str], Any], related: Mapping[str, Iterable[Any]]
+) -> dict[str, Any]:
+    """A new row's changes: every column it was given, and the records its collections hold."""
+    secrets = policy_of(mapper.class_).secret
     changes: dict[str, Any] = {}
-    for column in state.mapper.column_attrs:
+    for column in mapper.column_attrs:
         if column.key in BOOKKEEPING_FIELDS:
             continue
-        value = getattr(obj, column.key, None)
+        value = value_of(column.key)
         if value is not None:
             changes[column.key] = [None, REDACTED if column.key in secrets else jsonable(value)]
-    for relationship in state.mapper.relationships:
-        # A new row's many-to-many collection is all added: read it as it is, not through its history,
-        # which costs a new mapping of every attribute per object (a large import makes thousands).
-        added = state.dict.get(relationship.key) if relationship.secondary is not None else None
-        if added:
-            changes[relationship.key] = [[], sorted(str(item) for item in added)]
+    for key, items in related.items():
+        if items:
+            changes[key] = [[], sorted(str(item) for item in items)]
     return changes
+
+
+def inserted_row_entries(
+    session: Session,
+    model: type[Any],
+    rows: Sequence[Mapping[str, Any]],
+    related: Sequence[Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """The entries a flush would write for new rows inserted from their values, without an ORM object
+    (an import's set-based insert): `rows` as inserted (every column), `related` the records each one's
+    many-to-many collections hold. The caller inserts the entries in the same transaction."""
+    actor = session.info.get(ACTOR_KEY)
+    if not isinstance(actor, Actor) or not session.info.get(AUDIT_ENABLED_KEY, True) or model in NOT_AUDITED:
+        return []
+    mapper: Mapper[Any] = inspect(model)
+    keys = [str(column.key) for column in mapper.primary_key]
+    table = str(model.__tablename__)
+    import_id = session.info.get(IMPORT_ID_KEY)
+    entries = []
+    for row, held in zip(rows, related, strict=True):
+        object_id = ",".join(str(row[key]) for key in keys if row.get(key) is not None)
+        changes = _creation(mapper, row.get, held)
+        entry = _entry_values(
+            actor, "create", table, object_id, _label_of_values(model, row, object_id), changes
+        )
+        entry["import_id"] = import_id
+        entries.append(entry)
+    return entries
+
+
+def _label_of_values(model: type[Any], row: Mapping[str, Any], object_id: str) -> str:
+    """What `str()` of the record says, from its values: a model's `__str__` reads its columns (a plain
+    namespace stands in for the instance, which would cost an instrumented object per row)."""
+    try:
+        return str(model.__str__(SimpleNamespace(**row)))  # type: ignore[call-arg]  # the class's own, on a stand-in
+    except Exception:  # a __str__ that reads a relationship
+        return f"{model.__name__} {object_id}"
 
 
 def _updated(obj: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from sqlalchemy.sql.schema import Table
 from backend.db.base import Base
 from backend.db.integrity import Violation, describe_violation
 from backend.db.statistics import analyze, btree_lookups
-from backend.repositories.bulk import bulk_insert, insert_built
+from backend.repositories.bulk import bulk_insert, insert_built, insert_values
 
 ModelT = TypeVar("ModelT", bound=Base)
 ValueT = TypeVar("ValueT")
@@ -296,6 +296,13 @@ class Repository(Generic[ModelT]):
         """Insert many new objects set-based, audited (see `bulk.insert_built`); returns those it left for
         the session to add. Inside `savepoint()`, so a constraint failure becomes `IntegrityViolation`."""
         return await insert_built(self.session, objects)
+
+    async def insert_values(
+        self, rows: Sequence[dict[str, Any]], related: Sequence[dict[str, builtins.list[Any]]]
+    ) -> builtins.list[dict[str, Any]]:
+        """Insert new rows from their values, audited, building no object (see `bulk.insert_values`);
+        returns them as inserted. Inside `savepoint()`, a constraint failure becomes `IntegrityViolation`."""
+        return await insert_values(self.session, self.model, rows, related)
 
     async def add(self, obj: ModelT) -> ModelT:
         """Insert `obj` now; on a constraint failure it leaves the session again."""

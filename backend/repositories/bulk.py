@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Table, insert, inspect
+from sqlalchemy import Dialect, Table, insert, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import MANYTOONE, Mapper
 from sqlalchemy.orm.attributes import set_committed_value
@@ -19,9 +20,11 @@ async def bulk_insert(
 ) -> None:
     """Insert `rows` (tuples in `columns` order) into `table` in the session's transaction.
 
-    On PostgreSQL this is COPY through asyncpg, the fastest path there is; on
-    SQLite an executemany INSERT. No ORM objects are built, so no ORM events fire:
-    callers use it only for data generation (benchmarks, seeding).
+    On PostgreSQL this is COPY through asyncpg, the fastest path there is (each
+    value bound as the column's type binds it: JSON serialised, an enum by its
+    value); on SQLite an executemany INSERT. No ORM objects are built, so no ORM
+    events fire: callers write rows that need none (generated data, link-table
+    rows, audit entries they made themselves).
     """
     if not rows:
         return
@@ -31,9 +34,25 @@ async def bulk_insert(
         driver = raw.driver_connection
         if driver is None:
             raise RuntimeError("no driver connection for COPY")
-        await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
+        records = _bound(connection.dialect, table, columns, rows)
+        await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
         return
     await connection.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def _bound(
+    dialect: Dialect, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> Sequence[tuple[Any, ...]]:
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+    if not any(processors):
+        return rows
+    return [
+        tuple(
+            value if process is None else process(value)
+            for process, value in zip(processors, row, strict=True)
+        )
+        for row in rows
+    ]
 
 
 async def insert_built(session: AsyncSession, objects: Sequence[Any]) -> list[Any]:
@@ -110,25 +129,105 @@ def _row_values(mapper: Mapper[Any], obj: Any) -> dict[str, Any] | None:
     return values
 
 
+async def insert_values(
+    session: AsyncSession,
+    model: type[Any],
+    rows: Sequence[dict[str, Any]],
+    related: Sequence[dict[str, list[Any]]],
+) -> list[dict[str, Any]]:
+    """Insert new rows of `model` from their column values, audited, with no ORM object at all.
+
+    For an import's batch of new records its service checked in bulk
+    (`references.check_new`): `rows` are column values, `related` the records
+    each row's many-to-many collections (relationship key -> records) hold.
+    One multi-row `INSERT ... RETURNING` a shape of row, one INSERT per link
+    table, one for the audit entries. Returns the rows as inserted (every
+    column: the id, the defaults), in the order given. A constraint failure
+    raises `IntegrityError`, as a flush does.
+    """
+    if not rows:
+        return []
+    mapper: Mapper[Any] = inspect(model)
+    table = mapper.local_table
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to one table")
+    inserted: list[dict[str, Any] | None] = [None] * len(rows)
+    shapes: dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]] = {}
+    # As a flush does: None given for a column with a default takes the default.
+    defaulted = {
+        column.key for column in table.c if column.default is not None or column.server_default is not None
+    }
+    for index, row in enumerate(rows):
+        values = {key: value for key, value in row.items() if value is not None or key not in defaulted}
+        shapes.setdefault(tuple(values), []).append((index, values))
+    for shape, group in shapes.items():
+        # Back come only the columns the database filled (the id, server defaults): as after a flush,
+        # what was given stays as given.
+        filled = [column for column in table.c if column.key not in shape]
+        statement = insert(table).returning(*filled, sort_by_parameter_order=True)
+        result = await session.execute(statement, [values for _index, values in group])
+        for (index, values), returned in zip(group, result, strict=True):
+            inserted[index] = {**values, **returned._mapping}
+    written = [row for row in inserted if row is not None]
+    await _insert_link_rows(
+        session, mapper, [(row.get, held) for row, held in zip(written, related, strict=True)]
+    )
+    entries = audit.inserted_row_entries(session.sync_session, model, written, related)
+    if entries:
+        audit_table: Table = AuditEntry.__table__  # type: ignore[assignment]  # mapped Table
+        columns = list(entries[0])
+        await bulk_insert(
+            session, audit_table, columns, [tuple(entry[name] for name in columns) for entry in entries]
+        )
+    return written
+
+
 async def _insert_links(session: AsyncSession, mapper: Mapper[Any], objects: Sequence[Any]) -> None:
     """The rows of the link tables (product_tag) for the many-to-many collections `objects` hold."""
+    owners = [
+        (
+            partial(_attribute_of_column, mapper, obj),
+            {key: inspect(obj).dict.get(key) or [] for key in _linked(mapper)},
+        )
+        for obj in objects
+    ]
+    await _insert_link_rows(session, mapper, owners)
+
+
+def _attribute_of_column(mapper: Mapper[Any], obj: Any, column_key: str) -> Any:
+    return getattr(obj, mapper.get_property_by_column(mapper.local_table.c[column_key]).key)
+
+
+def _linked(mapper: Mapper[Any]) -> list[str]:
+    return [
+        relationship.key for relationship in mapper.relationships if isinstance(relationship.secondary, Table)
+    ]
+
+
+async def _insert_link_rows(
+    session: AsyncSession,
+    mapper: Mapper[Any],
+    owners: Sequence[tuple[Callable[[str], Any], Mapping[str, Any]]],
+) -> None:
+    """The link-table rows for owners given as (their column value by column key, relationship key ->
+    the records its collection holds)."""
     for relationship in mapper.relationships:
         secondary = relationship.secondary
         if secondary is None or not isinstance(secondary, Table):
             continue
-        own = [
-            (str(link.key), mapper.get_property_by_column(column).key)
-            for column, link in relationship.synchronize_pairs
-        ]
+        own = [(str(link.key), str(column.key)) for column, link in relationship.synchronize_pairs]
         other = [
             (str(link.key), relationship.mapper.get_property_by_column(column).key)
             for column, link in relationship.secondary_synchronize_pairs or ()
         ]
         rows: list[dict[str, Any]] = []
-        for obj in objects:
-            for related in inspect(obj).dict.get(relationship.key) or ():
-                row = {link: getattr(obj, key) for link, key in own}
+        for value_of, held in owners:
+            for related in held.get(relationship.key) or ():
+                row = {link: value_of(key) for link, key in own}
                 row.update((link, getattr(related, key)) for link, key in other)
                 rows.append(row)
         if rows:
-            await session.execute(insert(secondary), rows)
+            columns = list(rows[0])
+            await bulk_insert(
+                session, secondary, columns, [tuple(row[name] for name in columns) for row in rows]
+            )

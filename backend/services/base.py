@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -21,6 +21,7 @@ from backend.repositories.audit import AuditEntryRepository
 from backend.repositories.base import IntegrityViolation, Repository
 from backend.schemas.derived import DerivedSchema, create_schema_for, update_schema_for
 from backend.services import masking
+from backend.services.references import collections, missing_many_message, references
 from backend.values import InvalidValue, as_id, is_id
 
 ModelT = TypeVar("ModelT", bound=Base)
@@ -229,10 +230,23 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
     # Hooks for subclasses -------------------------------------------------
 
     async def build(self, payload: CreateT) -> ModelT:
-        """Make the new model instance from validated input; every record it refers to must be live."""
+        """Make the new model instance from validated input; every record it refers to must be live.
+
+        A service that keeps this generic build lets an import check and insert a batch of new rows at
+        once (`builds_generically`): `references.check_new` is this rule for many inputs.
+        """
         values = payload.model_dump()
         await self.check_references({name: values[name] for name in payload.model_fields_set})
-        return self.model(**values)  # type: ignore[no-any-return]  # model is a ClassVar
+        related = {
+            relation.key: await self.live_collection(name, values.pop(name, None) or ())
+            for name, relation in collections(self.model).items()
+        }
+        return self.model(**values, **related)  # type: ignore[no-any-return]  # model is a ClassVar
+
+    @classmethod
+    def builds_generically(cls) -> bool:
+        """Whether new records are made by the generic `build` (no rule of the service's own)."""
+        return cls.build is CrudService.build
 
     async def apply(self, obj: ModelT, payload: UpdateT) -> None:
         """Copy the fields the caller set onto `obj`; every record it newly refers to must be live.
@@ -252,10 +266,25 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
         The database would refuse a missing one only at the flush, with a less
         precise message, and would accept one in the trash.
         """
-        for field, target in _references(self.model).items():
+        for field, target in references(self.model).items():
             if values.get(field) is not None:
                 label = target.__tablename__.replace("_", " ").capitalize()
                 await self.live(target, values[field], field=field, label=label)
+
+    async def live_collection(self, field: str, ids: Sequence[int], *, held: Sequence[Any] = ()) -> list[Any]:
+        """The records a collection field (`tag_ids`) names: live ones, or ones in `held` (already on the
+        record, even if since deleted). `ValidationFailed` on `field` naming the others."""
+        target = collections(self.model)[field].mapper.class_
+        wanted = sorted(set(ids))
+        kept = [item for item in held if item.id in wanted]
+        new = sorted(set(wanted) - {item.id for item in kept})
+        if not new:
+            return kept
+        found: list[Any] = kept + await self.uow.repo(target).get_many(new)
+        missing = sorted(set(wanted) - {item.id for item in found})
+        if missing:
+            raise ValidationFailed({field: [missing_many_message(target, missing)]})
+        return found
 
     async def before_delete(self, obj: ModelT) -> None:
         """Refuse a delete by raising an `AppError`; does nothing by default."""
@@ -329,17 +358,19 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
             if adding:
                 self.repo.stage(obj)
 
+    def unique_message(self, column: str, value: Any) -> str:
+        """What to say when `value` of a unique `column` is held by another record."""
+        generic = "A {noun} with this {field} already exists."
+        template = self.unique_messages.get(column, generic)
+        if not masking.can_see(self.actor, self.table, column):
+            template = generic  # never repeat a value this actor may not see
+        return template.format(noun=self.noun, field=column.replace("_", " "), value=value)
+
     def _conflict(self, exc: IntegrityViolation, values: dict[str, Any]) -> Conflict:
         violation = exc.violation
         if violation.kind == "unique" and violation.columns:
             column = violation.columns[-1]
-            value = values.get(column, "")
-            generic = "A {noun} with this {field} already exists."
-            template = self.unique_messages.get(column, generic)
-            if not masking.can_see(self.actor, self.table, column):
-                template = generic  # never repeat a value this actor may not see
-            message = template.format(noun=self.noun, field=column.replace("_", " "), value=value)
-            return Conflict(message, field=column)
+            return Conflict(self.unique_message(column, values.get(column, "")), field=column)
         if violation.kind == "foreign_key":
             field = violation.columns[0] if violation.columns else None
             return Conflict(f"The {self.noun} refers to a record that does not exist.", field=field)
@@ -352,17 +383,6 @@ class CrudService(Generic[ModelT, CreateT, UpdateT]):
             column = violation.columns[0]
             return Conflict(f"{column.replace('_', ' ').capitalize()} is required.", field=column)
         return Conflict(f"The {self.noun} could not be saved: it conflicts with existing data.")
-
-
-def _references(model: type[object]) -> dict[str, type[Any]]:
-    """Foreign-key column name -> the mapped model it refers to, for single-column keys."""
-    by_table = {mapper.local_table: mapper.class_ for mapper in Base.registry.mappers}
-    references: dict[str, type[Any]] = {}
-    for column in inspect(model).local_table.columns:
-        targets = {key.column.table for key in column.foreign_keys}
-        if len(targets) == 1 and (target := by_table.get(targets.pop())) is not None:
-            references[column.key] = target
-    return references
 
 
 def _identity(obj: Any) -> str:

@@ -68,7 +68,11 @@ class TagService(CrudService[Tag, DerivedInput, DerivedInput]):
 
 
 class ProductService(CrudService[Product, ProductCreate, ProductUpdate]):
-    """Products (needs `product.*`). Prices are positive and stock never goes negative."""
+    """Products (needs `product.*`). Prices are positive and stock never goes negative.
+
+    New products are built by the generic `build` (category and tags must be live), which lets an
+    import check and insert them a batch at a time.
+    """
 
     model = Product
     create_schema = ProductCreate
@@ -79,19 +83,6 @@ class ProductService(CrudService[Product, ProductCreate, ProductUpdate]):
         "ck_product_stock_not_negative": ("stock", "Stock cannot go below zero."),
     }
 
-    async def build(self, payload: ProductCreate) -> Product:
-        await self.live(Category, payload.category_id, field="category_id", label="Category")
-        return Product(
-            sku=payload.sku,
-            name=payload.name,
-            description=payload.description,
-            price=payload.price,
-            stock=payload.stock,
-            status=payload.status,
-            category_id=payload.category_id,
-            tags=await self._tags(payload.tag_ids),
-        )
-
     async def apply(self, obj: Product, payload: ProductUpdate) -> None:
         fields = payload.model_fields_set
         # Only a new reference must be live: one the product already holds may stay (saving unchanged).
@@ -99,7 +90,7 @@ class ProductService(CrudService[Product, ProductCreate, ProductUpdate]):
             await self.live(Category, payload.category_id, field="category_id", label="Category")
         if "tag_ids" in fields and payload.tag_ids is not None:
             await self.repo.load(obj, "tags")
-            obj.tags = await self._tags(payload.tag_ids, held=obj.tags)
+            obj.tags = await self.live_collection("tag_ids", payload.tag_ids, held=obj.tags)
         for field in ("sku", "name", "description", "price", "stock", "status", "category_id"):
             value = getattr(payload, field)
             if field in fields and value is not None:
@@ -128,16 +119,3 @@ class ProductService(CrudService[Product, ProductCreate, ProductUpdate]):
                 f"Not enough stock for {product.sku}.",
             )
         product.stock += delta
-
-    async def _tags(self, ids: Sequence[int], *, held: Sequence[Tag] = ()) -> list[Tag]:
-        """The tags `ids`: live ones, or ones in `held` (already on the product, even if since deleted)."""
-        wanted = sorted(set(ids))
-        kept = [tag for tag in held if tag.id in wanted]
-        new = sorted(set(wanted) - {tag.id for tag in kept})
-        if not new:
-            return kept
-        tags = kept + await self.uow.repo(Tag).get_many(new)
-        missing = sorted(set(wanted) - {tag.id for tag in tags})
-        if missing:
-            raise ValidationFailed({"tag_ids": [f"No such tag: {', '.join(map(str, missing))}."]})
-        return tags

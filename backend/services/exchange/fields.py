@@ -36,6 +36,7 @@ from sqlalchemy.orm import MANYTOMANY, MANYTOONE
 from backend.db.policy import policy_of
 from backend.labels import readable_label
 from backend.schemas.derived import MANAGED_COLUMNS
+from backend.services.references import collection_field
 
 FieldKind = Literal["id", "value", "reference", "references"]
 LIST_SEPARATOR = ", "
@@ -146,7 +147,7 @@ def _exchange_fields(model: Any) -> tuple[ExchangeField, ...]:
         for relation in mapper.relationships
         if relation.direction is MANYTOONE and len(relation.local_columns) == 1
     }
-    many = {f"{relation.key.rstrip('s')}_ids": relation for relation in mapper.relationships}
+    many = {collection_field(relation): relation for relation in mapper.relationships}
     fields = [ExchangeField("id", "ID", "id", "id")]
     for name, info in schema.model_fields.items():
         if name in MANAGED_COLUMNS or _nested(info.annotation):

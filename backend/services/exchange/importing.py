@@ -40,6 +40,7 @@ from backend.errors import AppError, Conflict, PermissionDenied, ValidationFaile
 from backend.repositories.base import IntegrityViolation
 from backend.services import masking
 from backend.services.base import CrudService
+from backend.services.exchange.collector import fewer_cycle_collections
 from backend.services.exchange.fields import (
     ExchangeField,
     exchange_fields,
@@ -48,6 +49,7 @@ from backend.services.exchange.fields import (
     read_only_headers,
     split_keys,
 )
+from backend.services.exchange.new_rows import NewRows
 from backend.services.exchange.reading import Cell, Table
 from backend.services.registry import service_for
 from backend.values import is_id_text
@@ -129,7 +131,9 @@ async def preview_import(
     progress: Progress | None = None,
 ) -> ImportReport:
     """What importing `table` would do, row by row; nothing is written (needs `<table>.import`)."""
-    run = _ImportRun(uow, model, table, key=key, file_name=file_name, file_hash=file_hash, progress=progress)
+    run = _ImportRun(
+        uow, model, table, key=key, file_name=file_name, file_hash=file_hash, progress=progress, writes=False
+    )
     audit_was = uow.session.info.get(AUDIT_ENABLED_KEY, True)
     uow.session.info[AUDIT_ENABLED_KEY] = False  # rolled back anyway: no entries to write
     try:
@@ -161,7 +165,9 @@ async def confirm_import(
     """
     if expected_hash is not None and expected_hash != file_hash:
         raise Conflict(FILE_CHANGED)
-    run = _ImportRun(uow, model, table, key=key, file_name=file_name, file_hash=file_hash, progress=progress)
+    run = _ImportRun(
+        uow, model, table, key=key, file_name=file_name, file_hash=file_hash, progress=progress, writes=True
+    )
     report = run.report
     report.import_id = str(uuid.uuid4())
     uow.session.info[IMPORT_ID_KEY] = report.import_id
@@ -235,8 +241,10 @@ class _ImportRun:
         file_name: str,
         file_hash: str,
         progress: Progress | None,
+        writes: bool,
     ) -> None:
         self.uow = uow
+        self.writes = writes  # a confirm; a preview checks every row the same way and writes what it must
         self.model = model
         self.table = table
         self.progress = progress
@@ -244,6 +252,8 @@ class _ImportRun:
         self.service.require("import")
         self.columns, unknown, ignored = self._map_headers()
         self.match_by = self._match_field(key)
+        generic = self.service.builds_generically()
+        self.new_rows = NewRows(self.service, matched_by=self.match_by) if generic else None
         self.report = ImportReport(
             model=self.service.table,
             file_name=file_name,
@@ -310,6 +320,10 @@ class _ImportRun:
     # The run ---------------------------------------------------------------------
 
     async def execute(self) -> None:
+        with fewer_cycle_collections():
+            await self._execute()
+
+    async def _execute(self) -> None:
         rows = [self._parse(number, cells) for number, cells in self.table.rows]
         self._refuse_duplicate_keys(rows)
         total = len(rows)
@@ -437,8 +451,12 @@ class _ImportRun:
             row.values[item.name] = ids if item.kind == "references" else (ids[0] if ids else None)
 
     async def _write(self, batch: Sequence[_Row]) -> None:
-        """Apply the batch in one savepoint; if anything in it fails, replay it a row at a time."""
+        """Check and write the batch: new rows of a generic service in bulk (`NewRows`), the rest through
+        the service's rules, in a savepoint replayed a row at a time when anything in it fails."""
         pending = [row for row in batch if row.outcome is None]
+        if self.new_rows is not None:
+            await self._write_new_in_bulk([row for row in pending if row.existing is None], self.new_rows)
+            pending = [row for row in pending if row.existing is not None]
         if not pending:
             return
         try:
@@ -458,6 +476,44 @@ class _ImportRun:
             return
         for row in pending:
             row.settle()
+
+    async def _write_new_in_bulk(self, rows: Sequence[_Row], new_rows: NewRows) -> None:
+        """Validate the new rows, check what they refer to and their unique values for the batch at once,
+        and (on a confirm) insert the valid ones; a row the database still refuses is replayed alone."""
+        if not rows:
+            return
+        try:
+            self.service.require("add")
+        except PermissionDenied as exc:
+            for row in rows:
+                row.outcome = self._error(row, {"row": [exc.message]})
+            return
+        parsed: list[tuple[_Row, Any]] = []
+        for row in rows:
+            data = {name: value for name, value in row.values.items() if value is not None}
+            try:
+                parsed.append((row, self.service.parse_create(_fill_blanks(self.model, data, creating=True))))
+            except ValidationFailed as exc:
+                row.outcome = self._error(row, exc.errors or {"row": [exc.message]})
+        checked = await new_rows.check([row.number for row, _ in parsed], [payload for _, payload in parsed])
+        valid = []
+        for (row, _payload), item in zip(parsed, checked, strict=True):
+            if item.record is None:
+                row.outcome = self._error(row, item.errors)
+            else:
+                row.outcome = RowOutcome(row.number, "new", row.key)
+                valid.append((row, item))
+        if not self.writes or not valid:
+            return
+        try:
+            async with self.service.repo.savepoint():
+                inserted = await new_rows.insert([item for _row, item in valid])
+        except IntegrityViolation:
+            await self._replay([row for row, _item in valid])
+            return
+        for (row, _item), values in zip(valid, inserted, strict=True):
+            if row.outcome is not None:
+                row.outcome.record_id = values["id"]
 
     async def _replay(self, rows: Sequence[_Row]) -> None:
         await self._load_existing(rows)  # the failed savepoint expired what it had changed
