@@ -37,7 +37,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from backend.db.audit import AUDIT_ENABLED_KEY, IMPORT_ID_KEY, event_entry
 from backend.db.uow import UnitOfWork
 from backend.errors import AppError, Conflict, PermissionDenied, ValidationFailed
-from backend.repositories.base import IntegrityViolation
+from backend.repositories.base import Held, IntegrityViolation
 from backend.services import masking
 from backend.services.base import CrudService
 from backend.services.exchange.collector import fewer_cycle_collections
@@ -212,20 +212,24 @@ class _Row:
     key: str
     values: dict[str, Any]  # input field name -> parsed cell (references resolved to ids)
     cells: dict[str, Any] = field(default_factory=dict)  # input field name -> the cell as the file has it
-    existing: Any = None
+    existing: Held | None = None  # the record the row is matched to, as plain values to compare with
+    record: Any = None  # that record itself, loaded only when the row changes it
     written: Any = None  # the record this row creates or changes, once staged
     outcome: RowOutcome | None = None
 
     def release(self) -> None:
         """Let go of what the row was checked and written with, once its outcome is known."""
         self.values = self.cells = {}
-        self.existing = self.written = None
+        self.existing = self.record = self.written = None
 
     def settle(self) -> None:
         """Note the id of the record the row wrote, now that it is flushed."""
-        record = self.written if self.written is not None else self.existing
-        if self.outcome is not None and self.outcome.status != "error" and record is not None:
-            self.outcome.record_id = record.id
+        if self.outcome is None or self.outcome.status == "error":
+            return
+        if self.written is not None:
+            self.outcome.record_id = self.written.id
+        elif self.existing is not None:
+            self.outcome.record_id = self.existing.values["id"]
 
 
 class _ImportRun:
@@ -251,6 +255,10 @@ class _ImportRun:
         self.service: CrudService[Any, Any, Any] = service_for(model)(uow)
         self.service.require("import")
         self.columns, unknown, ignored = self._map_headers()
+        self._many = [item.attribute for item in self.columns.values() if item.kind == "references"]
+        self._collections = {
+            item.name: item.attribute for item in self.columns.values() if item.kind == "references"
+        }
         self.match_by = self._match_field(key)
         generic = self.service.builds_generically()
         self.new_rows = NewRows(self.service, matched_by=self.match_by) if generic else None
@@ -379,19 +387,20 @@ class _ImportRun:
                 await self._resolve(batch, item)
 
     async def _load_existing(self, batch: Sequence[_Row]) -> None:
+        """Find the records the rows are matched to, as plain values (most rows of a file sent back
+        unchanged need nothing more)."""
         keyed = [row for row in batch if row.key]
         if not keyed:
             return
-        many = [item.relationship for item in self.columns.values() if item.kind == "references"]
-        found: dict[str, Any] = {}
+        found: dict[str, Held] = {}
         for chunk in _chunks(keyed, LOOKUP_CHUNK):
             if self.match_by == "id":
                 wanted: list[Any] = [int(row.key) for row in chunk if is_id_text(row.key)]
             else:
                 wanted = [row.key for row in chunk]
-            options = [selectinload(getattr(self.model, name)) for name in many if name]
-            for obj in await self.service.repo.by_keys(self.match_by, wanted, options=options, refresh=True):
-                found[str(getattr(obj, self.match_by))] = obj
+            held = await self.service.repo.held_values(self.match_by, wanted, collections=self._many)
+            for record in held:
+                found[str(record.values[self.match_by])] = record
         for row in keyed:
             row.existing = found.get(row.key)
             if row.existing is None and self.match_by == "id":
@@ -408,9 +417,6 @@ class _ImportRun:
         for row in batch:
             cell = row.values.get(item.name)
             names.update(cell if isinstance(cell, list) else [cell] if cell else [])
-            if row.existing is not None:  # what it refers to now, to show before and after by name
-                current = self._current(row.existing, item.name)
-                names.update(str(id_) for id_ in (current if isinstance(current, list) else [current]) if id_)
         if not names:
             return
         repo = self.uow.repo(target)
@@ -457,8 +463,15 @@ class _ImportRun:
         if self.new_rows is not None:
             await self._write_new_in_bulk([row for row in pending if row.existing is None], self.new_rows)
             pending = [row for row in pending if row.existing is not None]
+        for row in pending:
+            if row.existing is not None and not self._changed_fields(row):
+                row.outcome = RowOutcome(row.number, "unchanged", row.key)
+                row.settle()
+        pending = [row for row in pending if row.outcome is None]
         if not pending:
             return
+        await self._load_records(pending)
+        await self._name_current_references(pending)
         try:
             async with self.service.repo.savepoint():
                 for row in pending:
@@ -515,12 +528,41 @@ class _ImportRun:
             if row.outcome is not None:
                 row.outcome.record_id = values["id"]
 
+    async def _name_current_references(self, rows: Sequence[_Row]) -> None:
+        """The names files use for the records the rows' records refer to now (in the trash or not), to
+        show a change before and after by name; only the rows that change anything get here."""
+        for item in self.columns.values():
+            if item.kind not in ("reference", "references") or item.target is None:
+                continue
+            shown = self._related_names.setdefault(item.name, {})
+            ids: set[Any] = set()
+            for row in rows:
+                if row.existing is not None:
+                    current = self._current(row.existing, item.name)
+                    ids.update(id_ for id_ in (current if isinstance(current, list) else [current]) if id_)
+            unknown = sorted(ids - shown.keys())
+            for chunk in _chunks(unknown, LOOKUP_CHUNK):
+                for obj in await self.uow.repo(item.target).by_keys("id", chunk, include_deleted=True):
+                    shown[obj.id] = str(getattr(obj, item.target_key))
+
+    async def _load_records(self, rows: Sequence[_Row]) -> None:
+        """Load the records the rows change, to change them through the service (reloaded: a failed
+        savepoint expired what it had changed)."""
+        ids = [row.existing.values["id"] for row in rows if row.existing is not None]
+        options = [selectinload(getattr(self.model, name)) for name in self._many]
+        records: dict[Any, Any] = {}
+        for chunk in _chunks(ids, LOOKUP_CHUNK):
+            for obj in await self.service.repo.by_keys("id", chunk, options=options, refresh=True):
+                records[obj.id] = obj
+        for row in rows:
+            row.record = None if row.existing is None else records.get(row.existing.values["id"])
+
     async def _replay(self, rows: Sequence[_Row]) -> None:
-        await self._load_existing(rows)  # the failed savepoint expired what it had changed
+        await self._load_records(rows)
         for row in rows:
             row.outcome = row.written = None
             try:
-                async with self.service.writing(row.existing) as write:
+                async with self.service.writing(row.record) as write:
                     await self._apply(row)
                     if row.outcome is not None and row.outcome.status == "error":
                         raise _RowFailed
@@ -547,16 +589,23 @@ class _ImportRun:
                 row.written = await self.service.build(payload)
                 row.outcome = RowOutcome(row.number, "new", row.key)
                 return
+            held = row.existing
             changed = self._changed_fields(row)
             if not changed:
                 row.outcome = RowOutcome(row.number, "unchanged", row.key)
                 return
             self.service.require("change")
+            if row.record is None:  # deleted since the batch was matched
+                gone = (
+                    f"This {self.service.noun} was deleted while the file was imported; nothing was changed."
+                )
+                row.outcome = self._error(row, {"row": [gone]})
+                return
             data = _fill_blanks(self.model, {name: row.values[name] for name in changed}, creating=False)
             payload = self.service.parse_update(data)
-            before = {name: self._shown_current(row.existing, name) for name in changed}
-            await self.service.apply(row.existing, payload)
-            row.written = row.existing
+            before = {name: self._shown_current(held, name) for name in changed}
+            await self.service.apply(row.record, payload)
+            row.written = row.record
             row.outcome = RowOutcome(
                 row.number,
                 "changed",
@@ -571,21 +620,24 @@ class _ImportRun:
             row.outcome = self._error(row, {"row": [exc.message]})
 
     def _changed_fields(self, row: _Row) -> list[str]:
+        held = row.existing
+        if held is None:
+            return []
         return [
             name
             for name, value in row.values.items()
-            if name != "id" and not _same(self._current(row.existing, name), value)
+            if name != "id" and not _same(self._current(held, name), value)
         ]
 
-    def _current(self, obj: Any, name: str) -> Any:
-        item = next((item for item in self.columns.values() if item.name == name), None)
-        if item is not None and item.kind == "references":
-            return sorted(related.id for related in getattr(obj, item.attribute))
-        return getattr(obj, name, None)
+    def _current(self, held: Held, name: str) -> Any:
+        attribute = self._collections.get(name)
+        if attribute is not None:
+            return sorted(held.related.get(attribute, ()))
+        return held.values.get(name)
 
-    def _shown_current(self, obj: Any, name: str) -> Any:
+    def _shown_current(self, held: Held, name: str) -> Any:
         """What the record holds, as a file would write it: related records by the name files use."""
-        current = self._current(obj, name)
+        current = self._current(held, name)
         names = self._related_names.get(name)
         if names is None:
             return _shown(current)
