@@ -152,18 +152,32 @@ def _creation(
     mapper: Mapper[Any], value_of: Callable[[str], Any], related: Mapping[str, Iterable[Any]]
 ) -> dict[str, Any]:
     """A new row's changes: every column it was given, and the records its collections hold."""
-    secrets = policy_of(mapper.class_).secret
     changes: dict[str, Any] = {}
-    for column in mapper.column_attrs:
-        if column.key in BOOKKEEPING_FIELDS:
-            continue
-        value = value_of(column.key)
+    for key, secret in _recorded_columns(mapper):
+        value = value_of(key)
         if value is not None:
-            changes[column.key] = [None, REDACTED if column.key in secrets else jsonable(value)]
+            changes[key] = [None, REDACTED if secret else jsonable(value)]
     for key, items in related.items():
         if items:
             changes[key] = [[], sorted(str(item) for item in items)]
     return changes
+
+
+def _recorded_columns(mapper: Mapper[Any]) -> list[tuple[str, bool]]:
+    """The columns an entry records, each with whether its value is a secret (shown redacted)."""
+    recorded = _RECORDED.get(mapper)
+    if recorded is None:  # once per model: an import asks for every row
+        secrets = policy_of(mapper.class_).secret
+        recorded = [
+            (column.key, column.key in secrets)
+            for column in mapper.column_attrs
+            if column.key not in BOOKKEEPING_FIELDS
+        ]
+        _RECORDED[mapper] = recorded
+    return recorded
+
+
+_RECORDED: dict[Mapper[Any], list[tuple[str, bool]]] = {}
 
 
 def inserted_row_entries(
