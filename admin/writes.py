@@ -9,6 +9,9 @@ next page and `after_model_change`, whose Response, if it returns one,
 `CustodianAdmin` sends instead of SQLAdmin's redirect. A refusal is recorded
 for the page (admin/refusals.py) and raised on, for SQLAdmin to show the form
 again.
+
+A view's `inlines` (admin/inlines.py) are child rows edited in the same form: their rows are
+sent to the service in the same input, as the field named after their relationship.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqladmin import ModelView
-from sqlalchemy import DateTime, String
+from sqlalchemy import DateTime, Select, String
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import RelationshipProperty
 from starlette.requests import Request
@@ -26,6 +29,7 @@ from starlette.responses import Response
 
 from admin import outcomes, refusals
 from admin.forms import VERSION_FIELD, missing_version, parse_version, untouched_fields
+from admin.inlines import InlineRows, inline_forms, service_lines, submitted_rows
 from admin.params import id_or_404
 from admin.requests import ServiceClass, request_service, request_uow, service_class_for
 from backend.errors import AppError
@@ -60,6 +64,8 @@ class ServiceWrites(ModelView):
 
     # The model's service; by default the one the registry declares or derives for the model.
     service: ClassVar[ServiceClass | None] = None
+    # Child rows edited in the create and edit forms (admin/inlines.py).
+    inlines: ClassVar[Sequence[InlineRows]] = ()
 
     async def service_in(self, request: Request) -> CrudService[Any, Any, Any]:
         """This view's service, on the request's unit of work."""
@@ -119,6 +125,17 @@ class ServiceWrites(ModelView):
         """
         return self._input_names(data, creating=False)[0]
 
+    async def lines_input(self, request: Request) -> dict[str, Any]:
+        """The inline rows sent with the form, as the service's input: `{"items": [...]}` for each
+        inline that sent a line; `ValidationFailed` for a row that does not parse."""
+        form = await request.form()
+        values: dict[str, Any] = {}
+        for inline in self.inlines:
+            lines = service_lines(inline, submitted_rows(form, inline))
+            if lines:
+                values[inline.relation] = lines
+        return values
+
     def _input_names(
         self, data: Mapping[str, Any], *, creating: bool
     ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -128,6 +145,17 @@ class ServiceWrites(ModelView):
 
     # SQLAdmin's hooks ----------------------------------------------------------
 
+    def form_edit_query(self, request: Request) -> Select[Any]:
+        # The inline rows with their related records: the edit page renders them without a query.
+        stmt = super().form_edit_query(request)
+        return stmt.options(*(inline.load_option(self.model) for inline in self.inlines))
+
+    async def create_context(self, request: Request) -> dict[str, Any]:
+        context = await super().create_context(request)
+        if self.inlines:
+            context["inline_forms"] = await inline_forms(self.inlines, request, None)
+        return context
+
     async def edit_context(self, request: Request) -> dict[str, Any]:
         """The version an edit form was sent from, shown back as sent.
 
@@ -136,6 +164,9 @@ class ServiceWrites(ModelView):
         so the page says everything at once.
         """
         context = await super().edit_context(request)
+        if self.inlines:
+            parent = await self.get_object_for_edit(request)
+            context["inline_forms"] = await inline_forms(self.inlines, request, parent)
         if request.method in ("GET", "HEAD"):
             return context
         submitted = (await request.form()).get(VERSION_FIELD)
@@ -149,7 +180,8 @@ class ServiceWrites(ModelView):
         names = self._input_names(data, creating=True)[1]
         try:
             service = await self.service_in(request)
-            obj = await service.create(service.parse_create(self.create_input(data)))
+            lines = await self.lines_input(request)
+            obj = await service.create(service.parse_create({**self.create_input(data), **lines}))
             await self.on_model_change(data, obj, True, request)
             await (await request_uow(request)).commit()
         except Exception as exc:
@@ -180,7 +212,8 @@ class ServiceWrites(ModelView):
                 raise missing_version(self.name.lower())
             service = await self.service_in(request)
             await service.check_version(obj, expected)  # a stale form hears that before any field problem
-            payload = service.parse_update(self.update_input(changed))
+            lines = await self.lines_input(request)
+            payload = service.parse_update({**self.update_input(changed), **lines})
             obj = await service.update(id_or_404(str(pk)), payload, expected_version=expected)
             await self.on_model_change(data, obj, False, request)
             await (await request_uow(request)).commit()

@@ -16,12 +16,14 @@ from wtforms.validators import InputRequired, NumberRange, Optional
 from admin import outcomes
 from admin.dashboard import LowStockTable, OrdersPerDayChart, Widget
 from admin.filters import ChoiceFilter, DateRangeFilter, LiveForeignKeyFilter, RecentDateFilter
+from admin.inlines import InlineRows
 from admin.params import query_ids
 from admin.requests import request_uow
 from admin.views.base import ServiceModelView
 from backend.errors import AppError, PermissionDenied
 from backend.models import Category, Customer, Order, OrderItem, OrderStatus, Product, ProductStatus, Tag
 from backend.services.catalog import ProductService
+from backend.services.orders import CLOSED
 
 CATALOG = "Catalog"
 SALES = "Sales"
@@ -255,6 +257,17 @@ class OrderAdmin(ServiceModelView, model=Order):
     ]
     form_columns: ClassVar = [Order.customer, Order.status, Order.placed_at]
     form_ajax_refs: ClassVar = {"customer": lookup(Customer, "name", order_by="name")}
+    # Its lines in the same form; the product lookup is OrderItemAdmin's. A closed order's are read-only.
+    inlines: ClassVar = [
+        InlineRows(
+            OrderItem,
+            relation="items",
+            fields=("product", "quantity"),
+            changeable=("quantity",),
+            shown=("unit_price", "line_total"),
+            frozen_when=lambda order: order.status in CLOSED,
+        )
+    ]
 
     def details_query(self, request: Request) -> Any:
         return (
