@@ -107,14 +107,20 @@ async def _health(_request: Request) -> Response:
 
 
 async def _ready(request: Request) -> Response:
-    """Readiness: the database answers and its schema is at the migration head."""
+    """Readiness: the database answers and its schema is at the migration head.
+
+    Each read replica is listed with its lag; one that is down or lagging does
+    not make the app unready, since the primary serves its reads meanwhile.
+    """
     database: Database = request.app.state.database
     checks = await database_checks(database.settings, database.engine)
     ready = all(check.ok for check in checks)
-    body = {
+    body: dict[str, object] = {
         "status": "ready" if ready else "unavailable",
         "checks": {check.name: {"ok": check.ok, "detail": check.detail} for check in checks},
     }
+    if database.replicas:
+        body["replicas"] = {status.name: status.as_dict() for status in await database.replicas.check()}
     if not ready:
         body["reason"] = next(check.detail for check in checks if not check.ok)
     return JSONResponse(body, status_code=200 if ready else 503)

@@ -3,7 +3,8 @@
 An admin request reads and writes through one session: the row a form edits
 is loaded once, checked, shown and saved in the same transaction.
 `request_uow(request)` opens the unit of work on first use, as the signed-in
-actor (a writing unit unless the method is GET or HEAD); `RequestUnitOfWork`,
+actor (a writing unit unless the method is GET or HEAD, which may read from a
+replica until it writes: backend/db/replicas.py); `RequestUnitOfWork`,
 a pure ASGI middleware, closes it after the response has been sent, so a
 streamed export still reads through it. A unit that was not committed is
 rolled back when it closes.
@@ -14,18 +15,24 @@ and hands them the same unit's session.
 
 The sign-in check (admin/auth.py) keeps a short unit of its own: it runs
 before the actor is known and commits its session stamp at once.
+
+With read replicas, a browser that has just written reads the primary for a
+while (`READ_PRIMARY_COOKIE`): the page a save redirects to shows the save,
+though a replica may not have replayed it yet.
 """
 
 from __future__ import annotations
 
 import contextvars
+import math
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from admin.auth import current_actor
 from backend.db.session import Database
@@ -36,6 +43,8 @@ from backend.services.registry import service_for
 # The scope["state"] key of the request's lazy unit of work (Starlette's `request.state` reads the same dict).
 STATE_KEY = "custodian_request_unit"
 READ_METHODS = frozenset({"GET", "HEAD"})
+# Set on the answer to a write that succeeded; while the browser keeps it, its reads go to the primary.
+READ_PRIMARY_COOKIE = "custodian_read_primary"
 
 ServiceClass = type[CrudService[Any, Any, Any]]
 
@@ -43,9 +52,10 @@ ServiceClass = type[CrudService[Any, Any, Any]]
 class LazyRequestUnit:
     """The unit of work of one request, opened on first use and closed by the middleware."""
 
-    def __init__(self, database: Database, scope: Scope) -> None:
+    def __init__(self, database: Database, scope: Scope, *, read_replica: bool) -> None:
         self.database = database
         self.scope = scope
+        self.read_replica = read_replica
         self.uow: UnitOfWork | None = None
         self._stack = AsyncExitStack()
 
@@ -53,8 +63,9 @@ class LazyRequestUnit:
         if self.uow is None:
             request = Request(self.scope)
             writes = request.method not in READ_METHODS
+            read_replica = self.read_replica and not writes
             self.uow = await self._stack.enter_async_context(
-                unit_of_work(self.database, current_actor(request), writes=writes)
+                unit_of_work(self.database, current_actor(request), writes=writes, read_replica=read_replica)
             )
         return self.uow
 
@@ -80,14 +91,32 @@ class RequestUnitOfWork:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        unit = LazyRequestUnit(self.database, scope)
+        wrote_lately = READ_PRIMARY_COOKIE in Request(scope).cookies
+        unit = LazyRequestUnit(self.database, scope, read_replica=not wrote_lately)
         scope.setdefault("state", {})[STATE_KEY] = unit
         token = _current.set(unit)
+        if self.database.replicas and scope["method"] not in READ_METHODS:
+            send = self._reading_primary_after(send)
         try:
             await self.app(scope, receive, send)
         finally:
             _current.reset(token)
             await unit.close()
+
+    def _reading_primary_after(self, send: Send) -> Send:
+        """`send`, telling the browser to read the primary until replicas have replayed this write:
+        a replica in use is at most REPLICA_MAX_LAG_SECONDS behind as of its last check."""
+        settings = self.database.settings
+        seconds = math.ceil(settings.replica_max_lag_seconds + settings.replica_check_interval_seconds)
+        cookie = f"{READ_PRIMARY_COOKIE}=1; Max-Age={seconds}; Path=/; HttpOnly; SameSite=Lax"
+        cookie += "; Secure" if settings.is_production else ""
+
+        async def send_marking_writes(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 400:
+                MutableHeaders(scope=message).append("set-cookie", cookie)
+            await send(message)
+
+        return send_marking_writes
 
 
 def _lazy_unit(request: Request) -> LazyRequestUnit:

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     # A connection straight to PostgreSQL, for what transaction pooling breaks: migrations (one
     # session-long transaction with DDL) and the job queue (LISTEN/NOTIFY, advisory locks).
     database_direct_url: str | None = None
+    # PostgreSQL streaming replicas, comma-separated (backend/db/replicas.py): list pages, searches,
+    # counts, exports and the dashboard read from one of them; writes, reads after a write, sign-in and
+    # permission lookups use DATABASE_URL.
+    database_replica_urls: str | None = None
+    # A replica further behind the primary than this, or unreachable, is skipped until it catches up.
+    replica_max_lag_seconds: PositiveSeconds = 5.0
+    # How long a replica's health (reachable, lag) is trusted before it is checked again.
+    replica_check_interval_seconds: PositiveSeconds = 5.0
     secret_key: str = INSECURE_SECRET_KEY
     allow_sqlite_in_production: bool = False
 
@@ -134,6 +142,7 @@ class Settings(BaseSettings):
                 f"DATABASE_URL uses the driver '{url.drivername}'; use one of: {', '.join(SUPPORTED_DRIVERS)}"
             )
         self._check_pooler()
+        self._check_replicas()
         if self.environment is Environment.PRODUCTION:
             if self.metrics_enabled and self.metrics_token is None:
                 raise ValueError(
@@ -167,6 +176,33 @@ class Settings(BaseSettings):
                     "DATABASE_POOLER=pgbouncer needs DATABASE_DIRECT_URL: migrations and the job queue "
                     "cannot run through transaction pooling"
                 )
+
+    def _check_replicas(self) -> None:
+        urls = self.replica_urls
+        if urls and self.is_sqlite:
+            raise ValueError(
+                "DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL: SQLite has no read replicas"
+            )
+        for position, url in enumerate(urls, start=1):
+            if url.drivername != "postgresql+asyncpg":
+                raise ValueError(
+                    f"DATABASE_REPLICA_URLS: replica {position} uses the driver '{url.drivername}'; "
+                    "use postgresql+asyncpg://, as DATABASE_URL does"
+                )
+
+    @property
+    def replica_urls(self) -> tuple[URL, ...]:
+        """DATABASE_REPLICA_URLS, parsed; empty when unset."""
+        text = (self.database_replica_urls or "").strip()
+        if not text:
+            return ()
+        items = [item.strip() for item in text.split(",")]
+        if "" in items:
+            raise ValueError("DATABASE_REPLICA_URLS has an empty entry; separate the URLs with single commas")
+        return tuple(
+            _parse_url(item, f"DATABASE_REPLICA_URLS: replica {position}")
+            for position, item in enumerate(items, start=1)
+        )
 
     def _parsed_url(self) -> URL:
         return _parse_url(self.database_url, "DATABASE_URL")

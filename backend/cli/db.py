@@ -106,7 +106,7 @@ def showmigrations() -> None:
 @click.command()
 @click.option("--json", "as_json_output", is_flag=True, help="Print the report as JSON.")
 def check(as_json_output: bool) -> None:
-    """Check settings, database and migrations; exit 1 when unhealthy."""
+    """Check settings, database, migrations and read replicas; exit 1 when unhealthy."""
     report = run(_health_report())
     if as_json_output:
         as_json(report.as_dict())
@@ -128,7 +128,10 @@ async def _health_report() -> HealthReport:
         return HealthReport([settings_check(settings), missing])
     database = Database(settings)
     try:
-        return HealthReport([settings_check(settings), *await database_checks(settings, database.engine)])
+        checks = [settings_check(settings), *await database_checks(settings, database.engine)]
+        # A replica that is down is a failed check here, though the app still serves from the primary.
+        checks += [Check(status.name, status.ok, status.detail) for status in await database.replicas.check()]
+        return HealthReport(checks)
     finally:
         await database.dispose()
 

@@ -30,7 +30,7 @@ def is_database_unavailable(error: BaseException) -> bool:
 
 def unavailable(settings: Settings, error: BaseException) -> DatabaseUnavailable:
     """A `DatabaseUnavailable` naming the database (password hidden) and the cause."""
-    reason = _short_reason(error)
+    reason = short_reason(error)
     if "database is locked" in reason:
         # SQLite answered: another writer held the lock past the busy timeout. Reachable, but busy.
         return DatabaseUnavailable(
@@ -40,7 +40,7 @@ def unavailable(settings: Settings, error: BaseException) -> DatabaseUnavailable
     return DatabaseUnavailable(f"Cannot reach the database at {settings.safe_database_url}: {reason}")
 
 
-def _short_reason(error: BaseException) -> str:
+def short_reason(error: BaseException) -> str:
     if isinstance(error, TimeoutError):
         return "timed out"
     if isinstance(error, sa_exc.TimeoutError):

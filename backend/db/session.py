@@ -21,6 +21,7 @@ from sqlalchemy.pool import NullPool
 
 from backend.config import Settings
 from backend.db.pooling import pgbouncer_connect_args, pgbouncer_url, through_pgbouncer
+from backend.db.replicas import Replica, Replicas, ReplicaSession
 
 # Execution option of a session or connection whose transaction will write
 # (set by `UnitOfWork`): on SQLite it begins with BEGIN IMMEDIATE.
@@ -51,6 +52,17 @@ def create_engine(settings: Settings, *, for_migrations: bool = False) -> AsyncE
     if for_migrations:
         return _postgres_engine(settings, settings.direct_url, for_migrations=True)
     return _postgres_engine(settings, settings.url, for_migrations=False)
+
+
+def create_replicas(settings: Settings) -> Replicas:
+    """The replicas of `DATABASE_REPLICA_URLS`, each with a pool of its own (none for SQLite)."""
+    return Replicas(
+        settings,
+        [
+            Replica(f"replica {position}", url, _postgres_engine(settings, url, for_migrations=False))
+            for position, url in enumerate(settings.replica_urls, start=1)
+        ],
+    )
 
 
 def _postgres_engine(settings: Settings, url: URL, *, for_migrations: bool) -> AsyncEngine:
@@ -119,15 +131,19 @@ def _sqlite_engine(settings: Settings, url: URL, *, foreign_keys: bool) -> Async
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded values after commit (no lazy reload in async code)."""
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    """Sessions that keep loaded values after commit (no lazy reload in async code), and read
+    from the primary unless a unit of work gives them a replica (`ReplicaSession`)."""
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, sync_session_class=ReplicaSession
+    )
 
 
 class Database:
-    """The process's engine and session factory.
+    """The process's engine and session factory, and its read replicas (`replicas`).
 
     An engine passed in stays its owner's to dispose (tests share one engine
-    across many apps and bind sessions to a connection of their own).
+    across many apps and bind sessions to a connection of their own); the
+    replicas' engines are always this object's.
     """
 
     def __init__(
@@ -141,7 +157,9 @@ class Database:
         self._owns_engine = engine is None
         self.engine = engine if engine is not None else create_engine(settings)
         self.sessions = sessions if sessions is not None else create_session_factory(self.engine)
+        self.replicas = create_replicas(settings)
 
     async def dispose(self) -> None:
+        await self.replicas.dispose()
         if self._owns_engine:
             await self.engine.dispose()

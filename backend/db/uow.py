@@ -14,6 +14,7 @@ from backend.config import Settings
 from backend.db import audit as audit_trail
 from backend.db.audit import ACTOR_KEY, AUDIT_ENABLED_KEY
 from backend.db.base import Base
+from backend.db.replicas import Replica, ReplicaSession
 from backend.db.session import WRITE_INTENT, Database
 from backend.repositories.base import Repository
 
@@ -34,6 +35,10 @@ class UnitOfWork:
     with `BEGIN IMMEDIATE`, so it waits for other writers instead of failing
     with "database is locked") or only reads (`writes=False`: it never takes
     SQLite's write lock, so a long read such as an export blocks no writer).
+
+    Reads go to a read replica (`replica`) only while the unit has not
+    declared a write: a unit that writes, from the start or after
+    `begin_writing()`, reads and writes on the primary, so it sees what it wrote.
     """
 
     def __init__(
@@ -44,6 +49,7 @@ class UnitOfWork:
         settings: Settings,
         audit: bool = True,
         writes: bool = True,
+        replica: Replica | None = None,
     ) -> None:
         self.session = session
         self.actor = actor
@@ -62,6 +68,8 @@ class UnitOfWork:
             # SQLite transaction and could fail under load: refuse it always.
             event.listen(session.sync_session, "before_flush", self._refuse_undeclared_write)
             event.listen(session.sync_session, "do_orm_execute", self._refuse_undeclared_dml)
+            if isinstance(session.sync_session, ReplicaSession):
+                session.sync_session.read_from(replica)
 
     @overload
     def repo(self, kind: type[RepositoryT]) -> RepositoryT: ...
@@ -117,6 +125,8 @@ class UnitOfWork:
         # connection: the session's next transaction, normally its first.
         self.session.execution_options = self.session.execution_options.union({WRITE_INTENT: True})
         self.writes = True
+        if isinstance(self.session.sync_session, ReplicaSession):
+            self.session.sync_session.read_from(None)
 
     async def commit(self) -> None:
         await self.session.commit()
@@ -128,20 +138,30 @@ class UnitOfWork:
 
 @asynccontextmanager
 async def unit_of_work(
-    database: Database, actor: Actor, *, audit: bool = True, writes: bool = True
+    database: Database,
+    actor: Actor,
+    *,
+    audit: bool = True,
+    writes: bool = True,
+    read_replica: bool = False,
 ) -> AsyncIterator[UnitOfWork]:
     """Open a session for one request or command, acting as `actor`.
 
     What the session writes is audited in the same transaction, as `actor`;
     `audit=False` is for seeding that asks to be left out. `writes=False`
     declares a unit that only reads (pages, exports): on SQLite it does not
-    take the write lock.
+    take the write lock. `read_replica=True` lets such a unit read from a
+    healthy read replica (what pages show, never sign-in or permissions: a
+    replica may lag); there is none with no DATABASE_REPLICA_URLS, or none healthy.
 
     Leaving the block without `await uow.commit()` (or by an exception) rolls
     back whatever was flushed; the session is closed in every case.
     """
+    replica = await database.replicas.choose() if read_replica and not writes else None
     session = database.sessions()
-    uow = UnitOfWork(session, actor=actor, settings=database.settings, audit=audit, writes=writes)
+    uow = UnitOfWork(
+        session, actor=actor, settings=database.settings, audit=audit, writes=writes, replica=replica
+    )
     try:
         yield uow
     finally:
