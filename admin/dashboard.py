@@ -20,6 +20,7 @@ from sqladmin import BaseView, ModelView
 from starlette.requests import Request
 
 from admin.auth import current_actor
+from admin.i18n import lazy_gettext
 from admin.requests import request_uow
 from admin.views.audit import AuditLogView
 from backend.services import dashboard as figures
@@ -131,7 +132,11 @@ class RecentChanges(SiteWidget):
 
     async def data(self, request: Request, service: DashboardService) -> dict[str, Any]:
         entries = await service.own_changes()
-        return {"id": "dashboard-own-changes", "title": "Your recent changes", "entries": entries}
+        return {
+            "id": "dashboard-own-changes",
+            "title": lazy_gettext("Your recent changes"),
+            "entries": entries,
+        }
 
 
 class LatestActivity(SiteWidget):
@@ -147,7 +152,7 @@ class LatestActivity(SiteWidget):
         entries = await service.latest_activity()
         return {
             "id": "dashboard-activity",
-            "title": "Latest activity",
+            "title": lazy_gettext("Latest activity"),
             "entries": entries,
             "show_actor": True,
         }

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from admin.auth import current_actor
 from admin.authorization import CUSTOM_ACTION_PREFIX, CustodianAuthorization
 from admin.errors import status_for
+from admin.i18n import gettext, lazy_gettext, noun, translated
 from backend.errors import AppError
 from backend.values import InvalidValue, parse_id
 
@@ -30,11 +31,11 @@ if TYPE_CHECKING:
     from sqladmin import Admin
 
 TITLES = {
-    400: "Bad request",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Not allowed here",
-    409: "Conflict",
+    400: lazy_gettext("Bad request"),
+    403: lazy_gettext("Not allowed"),
+    404: lazy_gettext("Not found"),
+    405: lazy_gettext("Not allowed here"),
+    409: lazy_gettext("Conflict"),
 }
 # SQLAdmin endpoint names -> (authorization action, verb in a sentence, the view flag that can switch it off).
 ENDPOINT_ACTIONS: dict[str, tuple[str, str, str | None]] = {
@@ -46,6 +47,40 @@ ENDPOINT_ACTIONS: dict[str, tuple[str, str, str | None]] = {
     "export": ("export", "export", "can_export"),
     "import_upload": ("import", "import", None),  # admin/imports.py
     "import_confirm": ("import", "import", None),
+}
+# Each sentence whole, so a language can order its words (German puts the verb last).
+NEED_PERMISSION = {
+    "see": lazy_gettext("You need the permission %(codename)s to see %(things)s."),
+    "add": lazy_gettext("You need the permission %(codename)s to add %(things)s."),
+    "edit": lazy_gettext("You need the permission %(codename)s to edit %(things)s."),
+    "delete": lazy_gettext("You need the permission %(codename)s to delete %(things)s."),
+    "export": lazy_gettext("You need the permission %(codename)s to export %(things)s."),
+    "import": lazy_gettext("You need the permission %(codename)s to import %(things)s."),
+}
+SWITCHED_OFF = {
+    "see": lazy_gettext("%(things)s cannot be seen here."),
+    "add": lazy_gettext("%(things)s cannot be added here."),
+    "edit": lazy_gettext("%(things)s cannot be edited here."),
+    "delete": lazy_gettext("%(things)s cannot be deleted here."),
+    "export": lazy_gettext("%(things)s cannot be exported here."),
+}
+NOT_ALLOWED_RECORD = {
+    "see": lazy_gettext("Your roles do not allow you to see this %(thing)s."),
+    "add": lazy_gettext("Your roles do not allow you to add this %(thing)s."),
+    "edit": lazy_gettext("Your roles do not allow you to edit this %(thing)s."),
+    "delete": lazy_gettext("Your roles do not allow you to delete this %(thing)s."),
+    "export": lazy_gettext("Your roles do not allow you to export this %(thing)s."),
+    "import": lazy_gettext("Your roles do not allow you to import this %(thing)s."),
+    "change": lazy_gettext("Your roles do not allow you to change this %(thing)s."),
+}
+NOT_ALLOWED = {
+    "see": lazy_gettext("Your roles do not allow you to see %(things)s."),
+    "add": lazy_gettext("Your roles do not allow you to add %(things)s."),
+    "edit": lazy_gettext("Your roles do not allow you to edit %(things)s."),
+    "delete": lazy_gettext("Your roles do not allow you to delete %(things)s."),
+    "export": lazy_gettext("Your roles do not allow you to export %(things)s."),
+    "import": lazy_gettext("Your roles do not allow you to import %(things)s."),
+    "change": lazy_gettext("Your roles do not allow you to change %(things)s."),
 }
 # Details other code raises that say nothing a person can act on.
 GENERIC_DETAILS = {"No such record.", "Object not found."}
@@ -69,7 +104,7 @@ def install_error_pages(admin: Admin) -> None:
             await admin.authentication_backend.authenticate(request)
         context = {
             "status_code": exc.status_code,
-            "title": TITLES.get(exc.status_code, _phrase(exc.status_code)),
+            "title": str(TITLES.get(exc.status_code, _phrase(exc.status_code))),
             "message": explain(admin, request, exc),
             "signed_in": current_actor(request).user_id is not None,
         }
@@ -94,7 +129,7 @@ def explain(admin: Admin, request: Request, exc: HTTPException) -> str:
     """One sentence for the person at the screen: what was refused or missing, and why."""
     detail = str(exc.detail or "")
     if detail and detail != _phrase(exc.status_code) and detail not in GENERIC_DETAILS:
-        return detail  # written for people where it was raised
+        return gettext(detail)  # written for people where it was raised (a fixed one has a translation)
     view = _view_of(admin, request)
     if exc.status_code == 403:
         return _refusal(admin, request, view)
@@ -102,48 +137,63 @@ def explain(admin: Admin, request: Request, exc: HTTPException) -> str:
         return _missing(request, view)
     if exc.status_code == 405:
         method = request.method if request.method in HTTP_METHODS else "such"
-        return f"This address does not accept {method} requests."
+        return translated("This address does not accept %(method)s requests.", method=method)
     if exc.status_code == 400:
-        return "The request could not be understood. Check the address and try again."
+        return gettext("The request could not be understood. Check the address and try again.")
     return _phrase(exc.status_code) + "."
 
 
 def _refusal(admin: Admin, request: Request, view: BaseView | ModelView | None) -> str:
     actor = current_actor(request)
     if actor.user_id is None:
-        return "Sign in to open this page."
+        return gettext("Sign in to open this page.")
     backend = admin.authorization_backend
     if isinstance(view, ModelView):
         action, verb, flag = _model_action(request, view)
-        plural = view.name_plural.lower()
+        things = noun(view.name_plural)
         if flag is not None and not getattr(view, flag):
-            return f"{view.name_plural} cannot be {_past(verb)} here."
+            return _sentence(
+                SWITCHED_OFF, verb, f"{view.name_plural} cannot be {_past(verb)} here.", things=things
+            )
         codename = (
             backend.codename_for(view.identity, action)
             if isinstance(backend, CustodianAuthorization)
             else None
         )
         if codename and not actor.has_perm(codename):
-            return f"You need the permission {codename} to {verb} {plural}."
+            english = f"You need the permission {codename} to {verb} {things}."
+            return _sentence(NEED_PERMISSION, verb, english, codename=codename, things=things)
         if "pk" in request.path_params:
-            return f"Your roles do not allow you to {verb} this {view.name.lower()}."
-        return f"Your roles do not allow you to {verb} {plural}."
+            thing = noun(view.name)
+            english = f"Your roles do not allow you to {verb} this {thing}."
+            return _sentence(NOT_ALLOWED_RECORD, verb, english, thing=thing)
+        return _sentence(NOT_ALLOWED, verb, f"Your roles do not allow you to {verb} {things}.", things=things)
     if isinstance(view, BaseView):
         required = getattr(view, "required_permission", None)
         if isinstance(required, str) and not actor.has_perm(required):
-            return f"You need the permission {required} to open the {view.name.lower()}."
-    return "Your roles do not allow this."
+            return translated(
+                "You need the permission %(codename)s to open the %(page)s.",
+                codename=required,
+                page=noun(view.name),
+            )
+    return gettext("Your roles do not allow this.")
+
+
+def _sentence(sentences: dict[str, str], verb: str, english: str, **values: str) -> str:
+    """The sentence for `verb` in the user's language; a custom action's verb has none: English."""
+    sentence = sentences.get(verb)
+    return str(sentence) % values if sentence is not None else english
 
 
 def _missing(request: Request, view: BaseView | ModelView | None) -> str:
     if isinstance(view, ModelView):
         record_id = _record_id(request)
         if record_id is not None:
-            return f"No {view.name.lower()} {record_id} exists."
+            return translated("No %(thing)s %(id)s exists.", thing=noun(view.name), id=record_id)
         if _endpoint_name(request) == "export":
-            return f"{view.name_plural} cannot be exported in this format."
-        return f"No such {view.name.lower()} exists."
-    return "There is no page at this address."
+            return translated("%(things)s cannot be exported in this format.", things=view.name_plural)
+        return translated("No such %(thing)s exists.", thing=noun(view.name))
+    return gettext("There is no page at this address.")
 
 
 def _record_id(request: Request) -> int | None:

@@ -36,6 +36,8 @@ from starlette.responses import RedirectResponse, Response
 from admin import outcomes
 from admin.auth import current_actor
 from admin.controls import database_of
+from admin.formatting import number
+from admin.i18n import gettext, noun, translated, translated_plural
 from admin.import_uploads import ClaimedUpload, UploadGone, UploadInfo, UploadStore
 from admin.job_submit import submit_job
 from admin.requests import request_uow
@@ -123,9 +125,10 @@ class FileImport(ModelView):
         key = _text(form, "key")
         upload = form.get(FILE_FIELD)
         if not isinstance(upload, UploadFile) or not upload.filename:
-            return await self._upload_page(request, uow.settings, error="Choose a file to import.", key=key)
+            error = gettext("Choose a file to import.")
+            return await self._upload_page(request, uow.settings, error=error, key=key)
         if key not in {name for name, _label in self._match_choices()}:
-            return await self._upload_page(request, uow.settings, error="Choose how to match rows.")
+            return await self._upload_page(request, uow.settings, error=gettext("Choose how to match rows."))
         data = await upload.read(uow.settings.import_max_bytes + 1)
         if len(data) > uow.settings.import_max_bytes:
             return await self._upload_page(
@@ -224,10 +227,12 @@ class FileImport(ModelView):
         if not report.written:
             claimed.put_back()
             errors = report.totals["error"]
-            rows = "1 row has errors" if errors == 1 else f"{errors} rows have errors"
-            message = (
-                f"Nothing was imported: {rows}. Fix the file and upload it again, "
-                "or tick “Skip the rows with errors”."
+            message = translated_plural(
+                "Nothing was imported: %(count)s row has errors. Fix the file and upload it again, "
+                "or tick “Skip the rows with errors”.",
+                "Nothing was imported: %(count)s rows have errors. Fix the file and upload it again, "
+                "or tick “Skip the rows with errors”.",
+                errors,
             )
             return await self._preview_page(request, report, info, error=message, status=400)
         await uow.commit()
@@ -254,8 +259,10 @@ class FileImport(ModelView):
                 "hash": expected_hash,
             },
             data=claimed.data,
-            message=f"{info.file_name} is being imported as a job; "
-            "this page shows its progress and then its report.",
+            message=translated(
+                "%(file)s is being imported as a job; this page shows its progress and then its report.",
+                file=info.file_name,
+            ),
         )
         claimed.discard()
         return answer
@@ -273,23 +280,33 @@ class FileImport(ModelView):
             format=table.format,
             params={"file_name": file_name, "key": key, "hash": digest},
             data=data,
-            message=f"{file_name} has {rows:,} rows, so it is previewed by a job; this page shows its "
-            "progress, then what an import would do. Nothing is written until you import the rows.",
+            message=translated(
+                "%(file)s has %(count)s rows, so it is previewed by a job; this page shows its "
+                "progress, then what an import would do. Nothing is written until you import the rows.",
+                file=file_name,
+                count=number(rows),
+            ),
         )
 
     def _announce(self, request: Request, report: ImportReport) -> None:
         totals = report.totals
         import_id = report.import_id or ""
-        message = (
-            f"Imported {report.file_name}: {totals['new']} new, {totals['changed']} changed, "
-            f"{totals['unchanged']} unchanged (import {import_id[:8]}…)."
+        message = translated(
+            "Imported %(file)s: %(new)s new, %(changed)s changed, %(unchanged)s unchanged (import %(id)s…).",
+            file=report.file_name,
+            new=totals["new"],
+            changed=totals["changed"],
+            unchanged=totals["unchanged"],
+            id=import_id[:8],
         )
         if totals["error"]:
             skipped = totals["error"]
-            message += f" {skipped} {'row' if skipped == 1 else 'rows'} with errors skipped."
+            message += " " + translated_plural(
+                "%(count)s row with errors skipped.", "%(count)s rows with errors skipped.", skipped
+            )
         if current_actor(request).has_perm("audit.view"):
             audit = request.url_for("admin:view-audit-log").include_query_params(import_id=import_id)
-            outcomes.succeeded_with_link(request, message, "See it in the audit log", str(audit))
+            outcomes.succeeded_with_link(request, message, gettext("See it in the audit log"), str(audit))
         else:
             outcomes.succeeded(request, message)
 
@@ -312,7 +329,7 @@ class FileImport(ModelView):
             "accept": ACCEPTED_TYPES,
             "file_field": FILE_FIELD,
             "max_size": size_text(settings.import_max_bytes),
-            "max_rows": f"{settings.import_max_rows:,}",
+            "max_rows": number(settings.import_max_rows),
             "columns": self._column_help(request),
             "choices": choices,
             "chosen": chosen,
@@ -354,7 +371,11 @@ class FileImport(ModelView):
 
     def _require_import(self, request: Request) -> None:
         if not self.can_import_file(request):
-            detail = f"You need the permission {self._table}.import to import {self.name_plural.lower()}."
+            detail = translated(
+                "You need the permission %(codename)s to import %(things)s.",
+                codename=f"{self._table}.import",
+                things=noun(self.name_plural),
+            )
             raise HTTPException(status_code=403, detail=detail)
 
     def _match_choices(self) -> list[tuple[str, str]]:

@@ -18,6 +18,7 @@ from starlette.datastructures import URL
 from starlette.requests import Request
 
 from admin.auth import current_actor
+from admin.i18n import gettext, noun, translated, translated_plural
 from backend.services.masking import label_for
 
 LABEL_LIMIT = 80
@@ -36,14 +37,14 @@ def record_label(request: Request, view: ModelView, obj: Any) -> str:
         text = text[: LABEL_LIMIT - 1] + "…"
     if not text:
         return f"{view.name} {get_object_identifier(obj)}"
-    if text.lower().startswith(view.name.lower() + " "):
+    if text.lower().startswith(str(view.name).lower() + " "):
         return text[0].upper() + text[1:]  # "Order #5" names itself, as does a masked "customer 12"
     return f"{view.name} “{text}”"
 
 
 def succeeded(request: Request, message: str) -> None:
-    """What a write did, shown on the next page."""
-    Flash.success(request, message)
+    """What a write did, shown on the next page (a fixed English message in the user's language)."""
+    Flash.success(request, gettext(message))
     _keep(request)
 
 
@@ -51,14 +52,18 @@ def succeeded_with_link(request: Request, message: str, link_text: str, url: str
     """What a write did, with a link to where it can be seen (a URL the server made, never the client)."""
     kept = request.session.get(FLASH_LINKS_KEY)
     links = dict(kept) if isinstance(kept, dict) else {}
-    links[message] = [link_text, url]
+    links[gettext(message)] = [gettext(link_text), url]
     request.session[FLASH_LINKS_KEY] = links
     succeeded(request, message)
 
 
 def refused(request: Request, reason: str) -> None:
-    """A write that did not happen, with the reason (already fit for this user to read)."""
-    Flash.error(request, reason)
+    """A write that did not happen, with the reason (already fit for this user to read).
+
+    A fixed reason from the services (English, shared with the CLI) is shown in the user's
+    language when the catalog has it; one with values put in stays as written.
+    """
+    Flash.error(request, gettext(reason))
     _keep(request)
 
 
@@ -69,26 +74,37 @@ def _keep(request: Request) -> None:
 
 
 def created(request: Request, view: ModelView, obj: Any) -> None:
-    succeeded(request, f"{record_label(request, view, obj)} was created.")
+    succeeded(request, translated("%(record)s was created.", record=record_label(request, view, obj)))
 
 
 def saved(request: Request, view: ModelView, obj: Any) -> None:
-    succeeded(request, f"{record_label(request, view, obj)} was saved.")
+    succeeded(request, translated("%(record)s was saved.", record=record_label(request, view, obj)))
 
 
 def moved_to_trash(request: Request, view: ModelView, objs: Sequence[Any]) -> None:
     if len(objs) == 1:
-        text = f"{record_label(request, view, objs[0])} was moved to the trash, where it can be restored."
+        record = record_label(request, view, objs[0])
+        text = translated("%(record)s was moved to the trash, where it can be restored.", record=record)
     else:
-        text = f"{len(objs)} {view.name_plural.lower()} were moved to the trash, where they can be restored."
+        text = translated(
+            "%(count)s %(things)s were moved to the trash, where they can be restored.",
+            count=len(objs),
+            things=noun(view.name_plural),
+        )
     succeeded(request, text)
 
 
 def bulk_done(request: Request, view: ModelView, count: int, done: str) -> None:
-    """After a bulk action: '3 products were marked active.'"""
-    noun = view.name.lower() if count == 1 else view.name_plural.lower()
-    verb = "was" if count == 1 else "were"
-    succeeded(request, f"{count} {noun} {verb} {done}.")
+    """After a bulk action: '3 products were marked active.' (`done` as the action's own words)."""
+    things = noun(view.name if count == 1 else view.name_plural)
+    message = translated_plural(
+        "%(count)s %(things)s was %(done)s.",
+        "%(count)s %(things)s were %(done)s.",
+        count,
+        things=things,
+        done=gettext(done),
+    )
+    succeeded(request, message)
 
 
 def back_to(request: Request, page: URL) -> str:

@@ -19,24 +19,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqladmin import Admin, ModelView
+from sqladmin import Admin, BaseView, ModelView
 from sqladmin.authentication import login_required
 from starlette import status
 from starlette.applications import Starlette
 from starlette.datastructures import URL, FormData
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from admin import outcomes, refusals
-from admin.auth import CustodianAuthentication, current_actor, next_to_keep, safe_next_url
+from admin import i18n, outcomes, refusals
+from admin.auth import current_actor, next_to_keep, safe_next_url
 from admin.authorization import CustodianAuthorization
 from admin.csrf import SAFE_METHODS, csrf_failure, csrf_token
 from admin.dashboard import dashboard_blocks, history_tables
 from admin.error_pages import install_error_pages
 from admin.errors import install_error_handlers, status_for
-from admin.formatting import moment
+from admin.formatting import LOCALISED_FORMATTERS, day, moment, number, row_count
+from admin.i18n import LanguageAwareAuthentication, LanguageMiddleware, translated
 from admin.params import query_ids
 from admin.relations import bind_form_labels, masked_ajax_loaders, relation_label
 from admin.requests import RequestSessions
@@ -73,7 +75,7 @@ class EnvironmentBadge:
 class CustodianAdmin(Admin):
     def __init__(self, app: Starlette, *, settings: Settings, database: Database) -> None:
         self.database = database
-        self.auth = CustodianAuthentication(settings, database)
+        self.auth = LanguageAwareAuthentication(settings, database)
         super().__init__(
             app,
             # SQLAdmin's reads take the request's unit-of-work session.
@@ -85,13 +87,18 @@ class CustodianAdmin(Admin):
             authorization_backend=CustodianAuthorization(),
             static_files_kwargs={"directory": str(STATIC_DIR)},
             favicon_url=FAVICON_URL,
+            middlewares=[Middleware(LanguageMiddleware, cookie_path="/admin")],
         )
+        i18n.install(self.templates.env)
         self.templates.env.globals["csrf_token"] = csrf_token
         self.templates.env.globals["current_actor"] = current_actor
         self.templates.env.globals["relation_label"] = relation_label
         self.templates.env.globals["prepare_form"] = prepare_form
         self.templates.env.globals["environment_badge"] = EnvironmentBadge.of(settings)
         self.templates.env.filters["moment"] = moment
+        self.templates.env.filters["number"] = number
+        self.templates.env.filters["day"] = day
+        self.templates.env.filters["row_count"] = row_count
         for route in self.admin.router.routes:
             if isinstance(route, Route) and route.name == "logout":
                 route.methods = {"GET", "HEAD", "POST"}
@@ -101,7 +108,14 @@ class CustodianAdmin(Admin):
         install_error_pages(self)
         refusals.install_log_filter()
 
+    def add_view(self, view: type[ModelView] | type[BaseView]) -> None:
+        i18n.localise_names(view)
+        super().add_view(view)
+
     def add_model_view(self, view: type[ModelView]) -> None:
+        # Amounts in lists and on details pages as the reader's language writes them (admin/formatting.py).
+        for attribute in ("column_type_formatters", "column_type_formatters_detail"):
+            setattr(view, attribute, {**getattr(view, attribute), **LOCALISED_FORMATTERS})
         super().add_model_view(view)
         # `@action` routes are registered for GET; they change data, so they take POST only.
         prefix = action_route_prefix(view.identity)
@@ -178,11 +192,13 @@ class CustodianAdmin(Admin):
         for pk in pks:
             obj = found.get(pk)
             if obj is None:
-                detail = f"No {model_view.name.lower()} {pk} exists. Nothing was deleted."
+                detail = translated(
+                    "No %(name)s %(id)s exists. Nothing was deleted.", name=i18n.noun(model_view.name), id=pk
+                )
                 raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail=detail)
             if not await model_view.check_can_delete(request, obj):
                 label = outcomes.record_label(request, model_view, obj)
-                detail = f"Your roles do not allow you to delete {label}."
+                detail = translated("Your roles do not allow you to delete %(label)s.", label=label)
                 raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=detail)
             deleted.append(obj)
         try:
@@ -210,7 +226,9 @@ class CustodianAdmin(Admin):
         # A search of the related model is a view of it, as Django's autocomplete rules too.
         related = f"{masking.table_of(loader.model)}.view"
         if not current_actor(request).has_perm(related):
-            detail = f"You need the permission {related} to search these records."
+            detail = translated(
+                "You need the permission %(codename)s to search these records.", codename=related
+            )
             raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=detail)
         found = await loader.get_list(request, term)
         return JSONResponse({"results": [loader.format(match) for match in found]})
@@ -226,7 +244,8 @@ class CustodianAdmin(Admin):
         username: str = "",
         status_code: int = 200,
     ) -> Response:
-        context = {"error": error, "next": next_url, "username": username}
+        # A fixed sentence from the sign-in service is shown in the reader's language (admin/locale/names.py).
+        context = {"error": i18n.gettext(error) if error else None, "next": next_url, "username": username}
         return await self.templates.TemplateResponse(
             request, "custodian/login.html", context, status_code=status_code
         )
@@ -261,6 +280,8 @@ def prepare_form(form: Any, request: Request) -> str | None:
     request's actor, a recorded refusal's errors placed on their fields. Returns the sentence to show.
     """
     bind_form_labels(form, request)
+    for field in form:
+        field.label.text = i18n.gettext(field.label.text)
     return refusals.place_refusal(form, request)
 
 

@@ -16,6 +16,7 @@ from wtforms.validators import EqualTo, InputRequired, Length, Optional
 from admin import outcomes
 from admin.auth import current_actor
 from admin.controls import RowAction
+from admin.i18n import lazy_gettext, translated
 from admin.requests import request_uow
 from admin.views.base import ServiceModelView
 from backend.auth.passwords import MAX_PASSWORD_LENGTH
@@ -30,30 +31,34 @@ DELETING = "delete the account of"
 
 
 class UserCreateForm(Form):
-    username = StringField("Username", validators=[InputRequired(), Length(max=150)])
-    email = StringField("Email", validators=[Optional(), Length(max=254)])
-    password = PasswordField("Password", validators=[InputRequired(), Length(max=MAX_PASSWORD_LENGTH)])
-    password_confirm = PasswordField(
-        "Password (again)",
-        validators=[InputRequired(), EqualTo("password", message="The two passwords differ.")],
+    username = StringField(lazy_gettext("Username"), validators=[InputRequired(), Length(max=150)])
+    email = StringField(lazy_gettext("Email"), validators=[Optional(), Length(max=254)])
+    password = PasswordField(
+        lazy_gettext("Password"), validators=[InputRequired(), Length(max=MAX_PASSWORD_LENGTH)]
     )
-    roles = SelectMultipleField("Roles", choices=[], validate_choice=True)
-    is_active = BooleanField("Active", default=True)
-    is_superuser = BooleanField("Superuser (every permission)")
+    password_confirm = PasswordField(
+        lazy_gettext("Password (again)"),
+        validators=[InputRequired(), EqualTo("password", message=lazy_gettext("The two passwords differ."))],
+    )
+    roles = SelectMultipleField(lazy_gettext("Roles"), choices=[], validate_choice=True)
+    is_active = BooleanField(lazy_gettext("Active"), default=True)
+    is_superuser = BooleanField(lazy_gettext("Superuser (every permission)"))
 
 
 class UserEditForm(Form):
-    email = StringField("Email", validators=[Optional(), Length(max=254)])
-    roles = SelectMultipleField("Roles", choices=[], validate_choice=True)
-    is_active = BooleanField("Active")
-    is_superuser = BooleanField("Superuser (every permission)")
+    email = StringField(lazy_gettext("Email"), validators=[Optional(), Length(max=254)])
+    roles = SelectMultipleField(lazy_gettext("Roles"), choices=[], validate_choice=True)
+    is_active = BooleanField(lazy_gettext("Active"))
+    is_superuser = BooleanField(lazy_gettext("Superuser (every permission)"))
 
 
 class SetPasswordForm(Form):
-    password = PasswordField("New password", validators=[InputRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+    password = PasswordField(
+        lazy_gettext("New password"), validators=[InputRequired(), Length(max=MAX_PASSWORD_LENGTH)]
+    )
     password_confirm = PasswordField(
-        "New password (again)",
-        validators=[InputRequired(), EqualTo("password", message="The two passwords differ.")],
+        lazy_gettext("New password (again)"),
+        validators=[InputRequired(), EqualTo("password", message=lazy_gettext("The two passwords differ."))],
     )
 
 
@@ -97,7 +102,9 @@ class UserAdmin(ServiceModelView, model=User):
             names = list(await session.scalars(select(Role.name).order_by(Role.name)))
 
         class BoundForm(base):  # type: ignore[valid-type,misc]  # a per-request subclass with choices
-            roles = SelectMultipleField("Roles", choices=[(n, n) for n in names], validate_choice=True)
+            roles = SelectMultipleField(
+                lazy_gettext("Roles"), choices=[(n, n) for n in names], validate_choice=True
+            )
 
         return BoundForm
 
@@ -186,7 +193,9 @@ class UserAdmin(ServiceModelView, model=User):
                 form.password.errors = [*form.password.errors, *exc.errors.get("password", [])]
                 context["error"] = exc.message
             else:
-                done = f"The password of {user.username} was set. Their open sessions have ended."
+                done = translated(
+                    "The password of %(name)s was set. Their open sessions have ended.", name=user.username
+                )
                 outcomes.succeeded(request, done)
                 return RedirectResponse(request.url_for("admin:details", identity=self.identity, pk=pk), 302)
         status_code = 400 if request.method == "POST" else 200
@@ -196,8 +205,8 @@ class UserAdmin(ServiceModelView, model=User):
 
 
 class RoleForm(Form):
-    name = StringField("Name", validators=[InputRequired(), Length(max=80)])
-    description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
+    name = StringField(lazy_gettext("Name"), validators=[InputRequired(), Length(max=80)])
+    description = TextAreaField(lazy_gettext("Description"), validators=[Optional(), Length(max=2000)])
     permissions = SelectMultipleField("Permissions", choices=[], validate_choice=True)
 
 

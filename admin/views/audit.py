@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from admin import outcomes
 from admin.auth import current_actor
 from admin.controls import RowControls, admin_of
+from admin.i18n import gettext, lazy_gettext, translated
 from admin.params import path_id, query_date, query_id, query_int, query_optional_int, query_uuid
 from admin.requests import request_uow
 from backend.db.uow import UnitOfWork
@@ -83,7 +84,7 @@ async def _unmanageable_accounts(uow: UnitOfWork, items: Sequence[TrashItem]) ->
 class TrashView(BaseView):
     """Deleted records of every model, with restore and purge."""
 
-    name = "Trash"
+    name = lazy_gettext("Trash")
     icon = "fa-solid fa-trash-can"
     category = "Review"
     identity = "trash"
@@ -126,7 +127,7 @@ class TrashView(BaseView):
     async def _act(self, request: Request, what: str) -> Response:
         table, pk = request.path_params["model"], path_id(request)
         if table not in soft_deletable_tables():
-            raise HTTPException(status_code=404, detail="No such kind of record in the trash.")
+            raise HTTPException(status_code=404, detail=gettext("No such kind of record in the trash."))
         trash_page = request.url_for("admin:view-trash")
         try:
             uow = await request_uow(request)
@@ -139,16 +140,18 @@ class TrashView(BaseView):
             return RedirectResponse(outcomes.back_to(request, trash_page), status_code=303)
         record = f"{table.replace('_', ' ').capitalize()} {pk}"
         if what == "restore":
-            outcomes.succeeded(request, f"{record} was restored.")
+            outcomes.succeeded(request, translated("%(record)s was restored.", record=record))
         else:
-            outcomes.succeeded(request, f"{record} was purged: it is gone for good.")
+            outcomes.succeeded(
+                request, translated("%(record)s was purged: it is gone for good.", record=record)
+            )
         return RedirectResponse(outcomes.back_to(request, trash_page), status_code=303)
 
 
 class AuditLogView(BaseView):
     """Who changed what: searchable, paged without OFFSET, exportable as CSV."""
 
-    name = "Audit log"
+    name = lazy_gettext("Audit log")
     icon = "fa-solid fa-clock-rotate-left"
     category = "Review"
     identity = "audit-log"
@@ -160,7 +163,7 @@ class AuditLogView(BaseView):
         until = query_date(request, "until")
         action = params.get("action") or None
         if action and action not in AUDIT_ACTIONS:
-            raise HTTPException(status_code=400, detail="Unknown action.")
+            raise HTTPException(status_code=400, detail=gettext("Unknown action."))
         return AuditFilters(
             actor=(params.get("actor") or "").strip()[:150] or None,
             model=(params.get("model") or "").strip()[:64] or None,
@@ -230,7 +233,7 @@ class AuditLogView(BaseView):
 class HistoryView(BaseView):
     """One record's timeline with its diffs, also after it was deleted."""
 
-    name = "History"
+    name = lazy_gettext("History")
     identity = "history"
 
     def is_accessible(self, request: Request) -> bool:
@@ -278,7 +281,9 @@ class HistoryView(BaseView):
     ) -> Response:
         version = (await request.form()).get("version")
         if not (isinstance(version, str) and version.isdigit() and len(version) < 12):
-            raise HTTPException(status_code=400, detail="The form does not say which version it was opened.")
+            raise HTTPException(
+                status_code=400, detail=gettext("The form does not say which version it was opened.")
+            )
         try:
             plan = await reverter.revert(table, pk, entry_id, expected_version=int(version))
             await reverter.uow.commit()
@@ -288,7 +293,10 @@ class HistoryView(BaseView):
             page = request.url_for("admin:view-history-revert", model=table, pk=pk, entry=entry_id)
             return RedirectResponse(str(page), status_code=303)
         record = f"{plan.noun.capitalize()} “{plan.label}”"
-        outcomes.succeeded(request, f"{record} was reverted to the state of {plan.when}.")
+        outcomes.succeeded(
+            request,
+            translated("%(record)s was reverted to the state of %(when)s.", record=record, when=plan.when),
+        )
         history = request.url_for("admin:view-history", model=table, pk=pk)
         return RedirectResponse(str(history), status_code=303)
 

@@ -27,6 +27,8 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from admin import outcomes
 from admin.auth import current_actor
 from admin.controls import database_of
+from admin.formatting import number
+from admin.i18n import lazy_gettext, translated
 from admin.params import path_id
 from backend.auth.actor import Actor
 from backend.errors import Conflict, DatabaseUnavailable
@@ -50,7 +52,7 @@ def _shown(request: Request, service: JobService, job: Job, now: datetime) -> di
     return {
         "job": job,
         "progress": progress,
-        "rate": f"{progress.rate:,.0f} rows/s" if progress.rate else "",
+        "rate": translated("%(rate)s rows/s", rate=number(round(progress.rate))) if progress.rate else "",
         "eta": duration_text(progress.eta) if progress.eta is not None else "",
         "unfinished": not job.status.finished,
         "can_download": service.can_download(actor, job),
@@ -71,7 +73,7 @@ def _preview_context(service: JobService, actor: Actor, job: Job) -> dict[str, A
         context["import_refused"] = (
             preview_gone(job)
             if actor.has_perm(permission)
-            else f"You need the permission {permission} to import these rows."
+            else translated("You need the permission %(codename)s to import these rows.", codename=permission)
         )
     return context
 
@@ -79,7 +81,7 @@ def _preview_context(service: JobService, actor: Actor, job: Job) -> dict[str, A
 class JobsView(BaseView):
     """The signed-in user's jobs, newest first, and one page per job."""
 
-    name = "My jobs"
+    name = lazy_gettext("My jobs")
     icon = "fa-solid fa-list-check"
     identity = "jobs"
 
@@ -152,11 +154,15 @@ class JobsView(BaseView):
             outcomes.refused(request, exc.message)
             return RedirectResponse(str(page), status_code=303)
         if job.status is JobStatus.DONE:
-            outcomes.succeeded(request, f"Job {job_id} ran again and is done.")
+            outcomes.succeeded(request, translated("Job %(id)s ran again and is done.", id=job_id))
         elif job.status is JobStatus.FAILED:
-            outcomes.refused(request, f"Job {job_id} ran again and failed: {job.error}")
+            outcomes.refused(
+                request, translated("Job %(id)s ran again and failed: %(error)s", id=job_id, error=job.error)
+            )
         else:
-            outcomes.succeeded(request, f"Job {job_id} is queued again; this page follows its progress.")
+            outcomes.succeeded(
+                request, translated("Job %(id)s is queued again; this page follows its progress.", id=job_id)
+            )
         return RedirectResponse(str(page), status_code=303)
 
     @expose("/jobs/{pk}/import", methods=["POST"], identity="jobs-import")
@@ -181,16 +187,21 @@ class JobsView(BaseView):
         except (Conflict, DatabaseUnavailable) as exc:
             outcomes.refused(request, exc.message)
             return RedirectResponse(str(page), status_code=303)
-        name = job.params.get("file_name") or "The file"
+        name = job.params.get("file_name") or translated("The file")
         if job.status is JobStatus.FAILED:  # SQLite runs it at once; its reason may name hidden keys
             reason = shown_error(current_actor(request), job)
-            outcomes.refused(request, f"The import of {name} failed: {reason}")
+            outcomes.refused(
+                request, translated("The import of %(file)s failed: %(reason)s", file=name, reason=reason)
+            )
         elif job.status is JobStatus.DONE:
-            outcomes.succeeded(request, f"{name} was imported; its report is below.")
+            outcomes.succeeded(request, translated("%(file)s was imported; its report is below.", file=name))
         else:
             outcomes.succeeded(
                 request,
-                f"{name} is being imported as a job; this page shows its progress and then its report.",
+                translated(
+                    "%(file)s is being imported as a job; this page shows its progress and then its report.",
+                    file=name,
+                ),
             )
         return RedirectResponse(str(request.url_for("admin:view-jobs-detail", pk=job.id)), status_code=303)
 

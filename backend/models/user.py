@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 USERNAME_MAX_LENGTH = 150
 EMAIL_MAX_LENGTH = 254
+LOCALE_MAX_LENGTH = 16
 
 
 class User(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
@@ -33,6 +34,8 @@ class User(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     is_superuser: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The language the admin speaks to this user; None follows the browser (Accept-Language).
+    locale: Mapped[str | None] = mapped_column(String(LOCALE_MAX_LENGTH))
 
     roles: Mapped[list[Role]] = relationship(secondary=user_role, lazy="raise", passive_deletes=True)
 

@@ -22,6 +22,9 @@ from backend.repositories.users import UserRepository
 from backend.schemas.user import UserCreate, UserUpdate
 from backend.services.base import CrudService
 
+# The languages an account may choose for the admin; None follows the browser.
+LANGUAGES = ("en", "de")
+
 
 class UserService(CrudService[User, UserCreate, UserUpdate]):
     """Manage users (needs `user.*`).
@@ -107,6 +110,31 @@ class UserService(CrudService[User, UserCreate, UserUpdate]):
     async def deactivate(self, user_id: object) -> User:
         """Mark the user inactive (needs `user.change`): they can no longer sign in."""
         return await self.update(user_id, {"is_active": False})
+
+    async def preferred_locale(self) -> str | None:
+        """The language the actor chose for the admin, or None (their browser's): their own, no permission."""
+        if self.actor.user_id is None:
+            return None
+        user = await self.repo.get(self.actor.user_id)
+        return user.locale if user is not None else None
+
+    async def choose_locale(self, locale: str | None) -> User:
+        """Set the language the admin speaks to the actor: one of `LANGUAGES`, or None for the browser's.
+
+        Everyone signed in chooses their own (no permission needed); the change is audited like any
+        change of the account. Raises `ValidationFailed` for another language, `PermissionDenied`
+        for an actor that is not a user, `NotFound` when their account is gone.
+        """
+        if locale is not None and locale not in LANGUAGES:
+            choices = ", ".join(LANGUAGES)
+            raise ValidationFailed({"locale": [f"Choose one of {choices}, or none for the browser's."]})
+        if self.actor.user_id is None:
+            raise PermissionDenied("Only a signed-in user chooses a language.")
+        user = await self._get_live(self.actor.user_id)
+        if user.locale != locale:
+            async with self.writing(user):
+                user.locale = locale
+        return user
 
     async def management_problem(
         self, user_id: object, *, doing: str = "change the account of"

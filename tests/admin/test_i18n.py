@@ -1,0 +1,293 @@
+"""The admin in English and German (admin/i18n.py): the language rule, the account page's choice
+(audited, CSRF-protected), German pages and formats, fallbacks that never fail, and the catalog."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+from sqladmin import ModelView
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.applications import Starlette
+
+from admin import i18n
+from admin.columns import columns_of
+from admin.formatting import day, moment, number, row_count
+from admin.i18n import from_accept_language, locale_for
+from backend.models import AuditEntry, User
+from backend.services.dashboard import CountKind, RowCount
+from tests.admin.conftest import ClientFactory, client_for, csrf_from, sign_in
+from tests.factories import make_user
+
+ROOT = Path(__file__).resolve().parents[2]
+CATALOG = ROOT / "admin" / "locale" / "de" / "LC_MESSAGES"
+PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+async def _choose(client: httpx.AsyncClient, locale: str) -> httpx.Response:
+    token = csrf_from((await client.get("/admin/me")).text)
+    return await client.post("/admin/me", data={"locale": locale, "csrf_token": token})
+
+
+async def _locale_of(session: AsyncSession, user_id: int) -> str | None:
+    session.expire_all()
+    return await session.scalar(select(User.locale).where(User.id == user_id))
+
+
+# The rule ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("de", "de"),
+        ("de-AT,en;q=0.5", "de"),
+        ("fr-FR, de;q=0.4, en;q=0.9", "en"),
+        ("fr, ru", None),
+        ("de;q=0, en;q=0.1", "en"),
+        ("de;q=nan, en;q=1e400", None),
+        (";;;,,,q=", None),
+        ("de;q=abc", None),
+        ("x" * 10_000 + ",de", None),  # read only so far
+        ("", None),
+    ],
+)
+def test_accept_language_is_read_tolerantly(header: str, expected: str | None) -> None:
+    assert from_accept_language(header) == expected
+
+
+def test_the_user_choice_wins_then_lang_then_cookie_then_header_then_english() -> None:
+    assert locale_for(chosen="en", requested="de", cookie="de", header="de") == "en"
+    assert locale_for(chosen=None, requested="de", cookie="en", header="en") == "de"
+    assert locale_for(chosen="xx", requested="zz", cookie="de", header="en") == "de"
+    assert locale_for(chosen=None, requested=None, cookie="ru", header="de") == "de"
+    assert locale_for(chosen=None, requested="ru", cookie="\x00", header="garbage;q=2") == "en"
+
+
+# Formats ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("locale", "when", "amount", "count", "estimate", "short"),
+    [
+        ("en", "2026-11-07 06:40:00 UTC", "1,234.50", "12,345+", "about 1.2M", "11-07"),
+        ("de", "07.11.2026, 06:40:00 UTC", "1.234,50", "12.345+", "etwa 1,2\u00a0Mio.", "07.11."),
+    ],
+)
+def test_dates_and_numbers_are_written_for_the_language(
+    locale: str, when: str, amount: str, count: str, estimate: str, short: str
+) -> None:
+    i18n.switch_to(locale)
+    try:
+        assert moment(datetime(2026, 11, 7, 6, 40, tzinfo=UTC)) == when
+        assert number(Decimal("1234.5"), places=2) == amount
+        assert row_count(RowCount(12_345, CountKind.CAPPED)) == count
+        assert row_count(RowCount(1_234_567, CountKind.ESTIMATE)) == estimate
+        assert day("2026-11-07", short=True) == short
+    finally:
+        i18n.switch_to("en")
+
+
+# Pages ------------------------------------------------------------------------------------------
+
+
+async def test_accept_language_de_shows_sqladmin_and_our_pages_in_german(new_client: ClientFactory) -> None:
+    client = await new_client(superuser=True)
+    client.headers["accept-language"] = "de-DE,de;q=0.9,en;q=0.8"
+    dashboard = (await client.get("/admin/")).text
+    assert "Ihre letzten Änderungen" in dashboard and "Mein Konto" in dashboard
+    assert "Abmelden" in dashboard  # SQLAdmin's own catalog
+    listing = (await client.get("/admin/product/list")).text
+    for german in ("Produkte", "Katalog", "Exportieren", "Suchen", "Artikelnummer", "Produkt anlegen"):
+        assert german in listing, german
+    form = (await client.get("/admin/product/create")).text
+    assert "Speichern" in form and "Preis" in form
+    audit = (await client.get("/admin/audit-log")).text
+    assert "Protokoll" in audit and "Alle Aktionen" in audit
+    missing = await client.get("/admin/product/details/999999")
+    assert missing.status_code == 404
+    assert "Produkt 999999 gibt es nicht." in missing.text and "Nicht gefunden" in missing.text
+
+
+async def test_a_german_flash_after_a_write(new_client: ClientFactory) -> None:
+    client = await new_client(superuser=True)
+    client.headers["accept-language"] = "de"
+    token = csrf_from((await client.get("/admin/tag/create")).text)
+    created = await client.post("/admin/tag/create", data={"name": "Sommer", "csrf_token": token})
+    assert created.status_code == 302, created.text
+    page = (await client.get(created.headers["location"])).text
+    assert "wurde angelegt." in page
+
+
+async def test_the_users_choice_overrides_the_header_and_is_audited(
+    new_client: ClientFactory, session: AsyncSession
+) -> None:
+    client = await new_client(roles=["viewer"])
+    client.headers["accept-language"] = "en-GB"
+    assert "My account" in (await client.get("/admin/me")).text
+
+    chosen = await _choose(client, "de")
+
+    assert chosen.status_code == 303
+    assert await _locale_of(session, client.user_id) == "de"  # type: ignore[attr-defined]
+    page = (await client.get(chosen.headers["location"])).text
+    assert "Die Verwaltung spricht jetzt Deutsch mit Ihnen." in page
+    assert "Produkte" in (await client.get("/admin/product/list?lang=en")).text  # the choice wins over ?lang=
+    entry = await session.scalar(
+        select(AuditEntry).where(
+            AuditEntry.model == "user",
+            AuditEntry.action == "update",
+            AuditEntry.object_id == str(client.user_id),  # type: ignore[attr-defined]
+        )
+    )
+    assert entry is not None and entry.changes == {"locale": [None, "de"]}
+
+    back = await _choose(client, "")
+    assert back.status_code == 303
+    assert await _locale_of(session, client.user_id) is None  # type: ignore[attr-defined]
+    assert "language (English)." in (await client.get("/admin/me")).text
+
+
+async def test_a_choice_made_before_applies_from_sign_in(app: Starlette, session: AsyncSession) -> None:
+    user = await make_user(session, roles=["viewer"], locale="de")
+    await session.commit()
+    async with client_for(app) as client:
+        client.headers["accept-language"] = "en"
+        assert (await sign_in(client, user.username)).status_code == 302
+        assert "Verkauf" in (await client.get("/admin/")).text
+
+
+async def test_a_language_that_does_not_exist_is_refused_and_nothing_is_written(
+    new_client: ClientFactory, session: AsyncSession
+) -> None:
+    client = await new_client(roles=["viewer"])
+    before = await session.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1))
+    for value in ("xx", "DE", "de-DE", "e" * 500):
+        refused = await _choose(client, value)
+        assert refused.status_code == 400, value
+        assert "Choose English, Deutsch or your browser" in refused.text
+    assert await _locale_of(session, client.user_id) is None  # type: ignore[attr-defined]
+    after = await session.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1))
+    assert before == after
+
+
+async def test_the_choice_needs_the_csrf_token_and_a_session(
+    new_client: ClientFactory, session: AsyncSession
+) -> None:
+    client = await new_client(roles=["viewer"])
+    refused = await client.post("/admin/me", data={"locale": "de"})
+    assert refused.status_code == 403
+    assert await _locale_of(session, client.user_id) is None  # type: ignore[attr-defined]
+    anonymous = await new_client(signed_in=False)
+    assert (await anonymous.get("/admin/me")).status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("query", "header"),
+    [
+        ("?lang=xx", None),
+        ("?lang=", "de;q=abc"),
+        ("?lang=%00", "\x7f\x7f"),  # a NUL is refused (400) before any view runs
+        ("?lang=de-DE", "*"),
+        ("?lang=" + "d" * 5000, "fr;q=1e400, ;q=, ,"),
+    ],
+)
+async def test_an_unknown_language_falls_back_to_english_never_an_error(
+    app: Starlette, new_client: ClientFactory, query: str, header: str | None
+) -> None:
+    client = await new_client(roles=["viewer"])
+    if header is not None:
+        client.headers["accept-language"] = header
+    for path in ("/admin/", "/admin/product/list", "/admin/me", "/admin/login"):
+        response = await client.get(path + query)
+        assert response.status_code < 500 and "Traceback" not in response.text, (path, response.status_code)
+        if response.status_code == 200:
+            assert "Abmelden" not in response.text and "Produkte" not in response.text
+        assert "custodian_language" not in response.headers.get("set-cookie", "")
+
+
+async def test_lang_is_remembered_for_the_sign_in_page(new_client: ClientFactory) -> None:
+    client = await new_client(signed_in=False)
+    first = await client.get("/admin/login?lang=de")
+    assert "Bei Custodian anmelden" in first.text
+    assert "custodian_language=de" in first.headers["set-cookie"]
+    assert "Path=/admin" in first.headers["set-cookie"]
+    assert "Bei Custodian anmelden" in (await client.get("/admin/login")).text  # from the cookie
+
+
+async def test_a_fixed_service_message_is_shown_in_german(new_client: ClientFactory) -> None:
+    client = await new_client(signed_in=False)
+    client.headers["accept-language"] = "de"
+    page = await client.get("/admin/login")
+    refused = await client.post(
+        "/admin/login", data={"username": "nobody", "password": "wrong", "csrf_token": csrf_from(page.text)}
+    )
+    assert refused.status_code == 400
+    assert "Bitte geben Sie einen gültigen Benutzernamen und ein gültiges Passwort ein." in refused.text
+
+
+# The catalog ------------------------------------------------------------------------------------
+
+
+Messages = dict[str | tuple[str, ...], str | tuple[str, ...]]
+
+
+def _as_key(text: str | list[str] | tuple[str, ...]) -> str | tuple[str, ...]:
+    return text if isinstance(text, str) else tuple(text)
+
+
+def _po() -> Messages:
+    with (CATALOG / "custodian.po").open("rb") as file:
+        return {_as_key(message.id): _as_key(message.string) for message in read_po(file) if message.id}
+
+
+def test_the_compiled_catalog_is_the_po_file() -> None:
+    with (CATALOG / "custodian.mo").open("rb") as file:
+        compiled = {_as_key(message.id): _as_key(message.string) for message in read_mo(file) if message.id}
+    assert compiled == _po(), "run: pybabel compile -d admin/locale -D custodian"
+
+
+def test_every_message_of_the_admin_has_a_german_translation_with_the_same_placeholders() -> None:
+    method_map = [("admin/**.py", "python"), ("admin/templates/**.html", "jinja2")]
+    keywords = {
+        "_": None,
+        "gettext": None,
+        "ngettext": (1, 2),
+        "lazy_gettext": None,
+        "translated": None,
+        "translated_plural": (1, 2),
+    }
+    po = _po()
+    untranslated = []
+    for _file, _line, message, _comments, _context in extract_from_dir(
+        str(ROOT), method_map, keywords=keywords
+    ):
+        key = message if isinstance(message, str) else tuple(message)
+        found = po.get(key)
+        if not found:
+            untranslated.append(key)
+            continue
+        english = (key,) if isinstance(key, str) else key
+        german = (found,) if isinstance(found, str) else found
+        for source, translation in zip(english, german, strict=False):
+            assert set(PLACEHOLDER.findall(source)) == set(PLACEHOLDER.findall(translation)), source
+    assert not untranslated, f"missing from custodian.po (see babel.cfg): {untranslated}"
+
+
+def test_every_name_a_shipped_view_shows_has_a_german_translation(app: Starlette) -> None:
+    """Views, menu groups and list columns are names no code spells as a message: admin/locale/names.py."""
+    po = _po()
+    shown: set[str] = set()
+    for view in app.state.admin.views:
+        shown |= {str(view.name), str(getattr(view, "name_plural", "") or ""), str(view.category or "")}
+        if isinstance(view, ModelView):
+            shown |= {columns_of(view).label(name) for name in view.get_list_columns()}
+    assert sorted(name for name in shown if name and not po.get(name)) == []
