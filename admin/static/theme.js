@@ -5,7 +5,9 @@
   "use strict";
   var KEY = "custodian-theme";
   var NEXT = { auto: "light", light: "dark", dark: "auto" };
+  // English unless the page gives its language's words (data-label-* on the toggle, see layout.html).
   var LABELS = { auto: "Theme: system", light: "Theme: light", dark: "Theme: dark" };
+  var CHANGE = "change";
   var ICONS = { auto: "fa-circle-half-stroke", light: "fa-sun", dark: "fa-moon" };
   var system = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
   var unsaved = null; // the choice made on this page when the browser refuses to keep it
@@ -28,8 +30,10 @@
     root.setAttribute("data-custodian-theme", choice);
     var button = document.getElementById("theme-toggle");
     if (button !== null) {
-      button.setAttribute("title", LABELS[choice]);
-      button.setAttribute("aria-label", LABELS[choice] + " (change)");
+      var label = button.getAttribute("data-label-" + choice) || LABELS[choice];
+      var change = button.getAttribute("data-label-change") || CHANGE;
+      button.setAttribute("title", label);
+      button.setAttribute("aria-label", label + " (" + change + ")");
       var icon = button.querySelector("i");
       if (icon !== null) {
         icon.className = "fa-solid " + ICONS[choice];
