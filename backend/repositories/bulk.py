@@ -6,7 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Dialect, Table, insert, inspect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import MANYTOONE, Mapper
 from sqlalchemy.orm.attributes import set_committed_value
@@ -35,9 +37,21 @@ async def bulk_insert(
         if driver is None:
             raise RuntimeError("no driver connection for COPY")
         records = _bound(connection.dialect, table, columns, rows)
-        await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
+        try:
+            await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise _as_integrity_error(exc, f"COPY {table.name}") from exc
         return
     await connection.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def _as_integrity_error(error: Exception, statement: str) -> IntegrityError:
+    """A driver's constraint error, raised where SQLAlchemy does not translate it (COPY goes to asyncpg
+    directly), as the `IntegrityError` a statement would have raised: the callers' savepoints and
+    messages (backend/db/integrity.py) read the driver's error as its cause."""
+    original = Exception(str(error))
+    original.__cause__ = error
+    return IntegrityError(statement, None, original)
 
 
 def _bound(

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.db.uow import UnitOfWork
 from backend.models import AuditEntry, Product, Tag
+from backend.repositories.base import IntegrityViolation
+from backend.repositories.bulk import bulk_insert
 from backend.services.catalog import CategoryService, ProductService, TagService
 from backend.services.exchange.importing import confirm_import, preview_import
 from backend.services.exchange.new_rows import NewRows, unique_columns
@@ -146,3 +148,22 @@ async def test_an_imported_record_is_audited_as_a_create_through_the_service_is(
         name: form_entry.changes[name] for name in same
     }
     assert import_entry.changes["tags"] == [[], sorted([red.name, blue.name])]
+
+
+async def test_a_copy_the_database_refuses_raises_what_a_statement_would(
+    system_uow: UnitOfWork, session: AsyncSession
+) -> None:
+    """COPY (PostgreSQL) goes to the driver directly: its refusal must still be a constraint violation the
+    savepoint rolls back, not a driver error that escapes as a 500."""
+    _category, _red, _blue, product = await catalog(session)
+    repo = system_uow.repo(Product)
+    product_tag = Product.__table__.c.id.table.metadata.tables["product_tag"]
+
+    with pytest.raises(IntegrityViolation) as refused:
+        async with repo.savepoint():
+            await bulk_insert(
+                system_uow.session, product_tag, ["product_id", "tag_id"], [(product.id, 10**12)]
+            )
+
+    assert refused.value.violation.kind == "foreign_key"
+    assert await session.scalar(select(Tag.id).where(Tag.id == 10**12)) is None  # and the unit goes on
