@@ -93,7 +93,8 @@ class InlineRows:
 def submitted_rows(form: FormData, inline: InlineRows) -> dict[int, dict[str, str]]:
     """The rows of `inline` in a submitted form: row number -> field -> text, by row number.
 
-    `ValidationFailed` for a field name that is not `<relation>-<row>-<field>` or too many rows.
+    `ValidationFailed` for a field name that is not `<relation>-<row>-<field>`, a field sent twice
+    or too many rows.
     """
     rows: dict[int, dict[str, str]] = {}
     for key, value in form.multi_items():
@@ -106,7 +107,10 @@ def submitted_rows(form: FormData, inline: InlineRows) -> dict[int, dict[str, st
             number = parse_int(match[2], minimum=0, maximum=MAX_ROW_NUMBER, name="A row number")
         except InvalidValue as exc:
             raise ValidationFailed({inline.relation: [UNREADABLE]}, UNREADABLE) from exc
-        rows.setdefault(number, {})[match[3]] = value
+        row = rows.setdefault(number, {})
+        if match[3] in row:  # one field sent twice: which value was meant is unknown
+            raise ValidationFailed({inline.relation: [UNREADABLE]}, UNREADABLE)
+        row[match[3]] = value
     if len(rows) > MAX_LINES:
         message = f"A form can send at most {MAX_LINES} lines at once."
         raise ValidationFailed({inline.relation: [message]}, message)

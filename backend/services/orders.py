@@ -248,7 +248,8 @@ class OrderService(CrudService[Order, OrderCreate, OrderUpdate]):
 
     async def _make(self, order: Order, changes: LineChanges, products: Mapping[int, Product]) -> None:
         """Make checked `changes`: stock moved (all of it, or every shortage raised at once), lines, total."""
-        if not is_restoring(self.uow):
+        # A cancelled order holds no stock (cancelling gives it back): one created cancelled takes none.
+        if not is_restoring(self.uow) and order.status is not OrderStatus.CANCELLED:
             await self._move_stock(products, changes)
         now = datetime.now(UTC)
         for _, line in changes.added:

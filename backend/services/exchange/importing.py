@@ -261,7 +261,7 @@ class _ImportRun:
         }
         self.match_by = self._match_field(key)
         generic = self.service.builds_generically()
-        self.new_rows = NewRows(self.service, matched_by=self.match_by) if generic else None
+        self.new_rows = NewRows(self.service) if generic else None
         self.report = ImportReport(
             model=self.service.table,
             file_name=file_name,
@@ -603,6 +603,10 @@ class _ImportRun:
                 return
             data = _fill_blanks(self.model, {name: row.values[name] for name in changed}, creating=False)
             payload = self.service.parse_update(data)
+            clashes = self.new_rows.clashes(payload.model_dump(include=set(changed))) if self.new_rows else {}
+            if clashes:
+                row.outcome = self._error(row, clashes)
+                return
             before = {name: self._shown_current(held, name) for name in changed}
             await self.service.apply(row.record, payload)
             row.written = row.record

@@ -15,7 +15,7 @@ through its `build` instead (backend/services/exchange/importing.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -60,10 +60,11 @@ def _unique_columns(model: Any) -> tuple[UniqueColumn, ...]:
 class NewRows:
     """Checks (and on a confirm inserts) the new rows of one import, batch after batch."""
 
-    def __init__(self, service: CrudService[Any, Any, Any], *, matched_by: str) -> None:
+    def __init__(self, service: CrudService[Any, Any, Any]) -> None:
         self.service = service
-        # Rows are new because no live record holds their match key: that column needs no second look.
-        self.unique = tuple(column for column in unique_columns(service.model) if column.key != matched_by)
+        # The match key too: a row is new because no live record holds its key as the file writes it,
+        # but the schema may store it otherwise (" SKU" stripped), and the index compares what is stored.
+        self.unique = unique_columns(service.model)
         # unique column -> value -> the file's row that gives it first, across the whole file
         self._given: dict[str, dict[Any, int]] = {column.key: {} for column in self.unique}
 
@@ -73,6 +74,17 @@ class NewRows:
         for column in self.unique:
             await self._check_unique(column, numbers, checked)
         return checked
+
+    def clashes(self, values: Mapping[str, Any]) -> dict[str, list[str]]:
+        """Field messages for the unique `values` a change to a record gives that the file's new rows
+        take: the confirm inserts those first, so the change would clash with them."""
+        errors: dict[str, list[str]] = {}
+        for column in self.unique:
+            value = values.get(column.key)
+            earlier = None if value is None else self._given[column.key].get(value)
+            if earlier is not None:
+                errors[column.key] = [self._clash(column.key, value, earlier)]
+        return errors
 
     async def insert(self, checked: Sequence[Checked]) -> list[dict[str, Any]]:
         """Insert the checked records (audited); returns them as inserted, ids and defaults included."""
