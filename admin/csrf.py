@@ -30,6 +30,11 @@ def csrf_token(request: Request) -> str:
     return token
 
 
+# The most fields a form of ours sends: an order with its most lines (500, four fields each) and its own.
+# Starlette's default (1,000) refused it; the body's size is bounded before this (admin/input_guard.py).
+FORM_MAX_FIELDS = 2_500
+
+
 def rotate_csrf_token(request: Request) -> None:
     request.session[SESSION_KEY] = secrets.token_urlsafe(32)
 
@@ -48,7 +53,8 @@ async def csrf_failure(request: Request) -> str | None:
     if not sent:
         content_type = request.headers.get("content-type", "")
         if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-            value = (await request.form()).get(FORM_FIELD)
+            # The first read of the form: Starlette keeps it for every later one, limits included.
+            value = (await request.form(max_fields=FORM_MAX_FIELDS)).get(FORM_FIELD)
             sent = value if isinstance(value, str) else None
     if not sent or not hmac.compare_digest(sent, expected):
         return "The security token is missing or does not match; reload the page and try again."

@@ -256,11 +256,6 @@ async def test_too_many_rows_are_refused_with_a_sentence(
     assert await _stock(session, product.id) == 100_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="admin/csrf.py parses the form first with Starlette's default max_fields=1000: "
-    "an order of MAX_LINES lines sends more fields than that",
-)
 async def test_an_order_with_almost_the_most_lines_is_saved_in_its_own_form(
     new_client: ClientFactory, session: AsyncSession
 ) -> None:
