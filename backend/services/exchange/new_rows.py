@@ -114,15 +114,10 @@ class NewRows:
                 given[value] = number
 
     async def _taken(self, column: UniqueColumn, values: Sequence[Any]) -> set[Any]:
-        attribute = getattr(self.service.model, column.key)
         taken: set[Any] = set()
         for start in range(0, len(values), LOOKUP_CHUNK):
             chunk = values[start : start + LOOKUP_CHUNK]
-            taken.update(
-                await self.service.repo.values(
-                    attribute, where=[attribute.in_(chunk)], include_deleted=not column.live_only
-                )
-            )
+            taken |= await self.service.repo.taken(column.key, chunk, include_deleted=not column.live_only)
         return taken
 
     def _clash(self, column: str, value: Any, earlier_row: int | None) -> str:
