@@ -39,6 +39,7 @@ from admin.error_pages import install_error_pages
 from admin.errors import install_error_handlers, status_for
 from admin.formatting import LOCALISED_FORMATTERS, day, moment, number, row_count
 from admin.i18n import LanguageAwareAuthentication, LanguageMiddleware, translated
+from admin.palette import CommandPalette
 from admin.params import query_ids
 from admin.relations import bind_form_labels, masked_ajax_loaders, relation_label
 from admin.requests import RequestSessions
@@ -107,6 +108,8 @@ class CustodianAdmin(Admin):
         install_error_handlers(self.admin)
         install_error_pages(self)
         refusals.install_log_filter()
+        # The top bar's launcher (admin/palette.py) belongs to the admin, not to any one view module.
+        self.add_view(CommandPalette)
 
     def add_view(self, view: type[ModelView] | type[BaseView]) -> None:
         i18n.localise_names(view)
