@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Dialect, Table, insert, inspect
+from sqlalchemy import Column, Dialect, Integer, Table, func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import MANYTOONE, Mapper
@@ -154,8 +154,9 @@ async def insert_values(
     For an import's batch of new records its service checked in bulk
     (`references.check_new`): `rows` are column values, `related` the records
     each row's many-to-many collections (relationship key -> records) hold.
-    One multi-row `INSERT ... RETURNING` a shape of row, one INSERT per link
-    table, one for the audit entries. Returns the rows as inserted (every
+    On PostgreSQL the rows go by COPY (ids drawn from their sequence first, what
+    the server filled read back), elsewhere by a multi-row `INSERT ... RETURNING`
+    a shape of row; then the link rows and the audit entries. Returns the rows as inserted (every
     column: the id, the defaults), in the order given. A constraint failure
     raises `IntegrityError`, as a flush does.
     """
@@ -174,14 +175,19 @@ async def insert_values(
     for index, row in enumerate(rows):
         values = {key: value for key, value in row.items() if value is not None or key not in defaulted}
         shapes.setdefault(tuple(values), []).append((index, values))
+    connection = await session.connection()
     for shape, group in shapes.items():
         # Back come only the columns the database filled (the id, server defaults): as after a flush,
         # what was given stays as given.
         filled = [column for column in table.c if column.key not in shape]
-        statement = insert(table).returning(*filled, sort_by_parameter_order=True)
-        result = await session.execute(statement, [values for _index, values in group])
-        for (index, values), returned in zip(group, result, strict=True):
-            inserted[index] = {**values, **returned._mapping}
+        if connection.dialect.name == "postgresql" and _copyable(table, filled):
+            returned_rows = await _copy_rows(session, table, filled, [values for _index, values in group])
+        else:
+            statement = insert(table).returning(*filled, sort_by_parameter_order=True)
+            result = await session.execute(statement, [values for _index, values in group])
+            returned_rows = [dict(returned._mapping) for returned in result]
+        for (index, values), returned in zip(group, returned_rows, strict=True):
+            inserted[index] = {**values, **returned}
     written = [row for row in inserted if row is not None]
     await _insert_link_rows(
         session, mapper, [(row.get, held) for row, held in zip(written, related, strict=True)]
@@ -194,6 +200,41 @@ async def insert_values(
             session, audit_table, columns, [tuple(entry[name] for name in columns) for entry in entries]
         )
     return written
+
+
+def _copyable(table: Table, filled: Sequence[Column[Any]]) -> bool:
+    """Whether COPY can write these rows: one integer key drawn from a sequence, and every other column
+    not given filled by the database itself (a Python-side default, which COPY would not run, must have
+    a server default beside it, as the timestamps do)."""
+    keys = list(table.primary_key.columns)
+    if len(keys) != 1 or keys[0] not in filled or not isinstance(keys[0].type, Integer):
+        return False
+    return all(column.default is None or column.server_default is not None for column in filled)
+
+
+async def _copy_rows(
+    session: AsyncSession, table: Table, filled: Sequence[Column[Any]], rows: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Insert `rows` with COPY (PostgreSQL): their ids drawn from the key's sequence first, then what the
+    server filled read back by id. In the caller's transaction; a refusal is an `IntegrityError`."""
+    key = next(iter(table.primary_key.columns))
+    sequence = func.pg_get_serial_sequence(table.name, key.name)
+    drawn = await session.execute(
+        select(func.nextval(sequence)).select_from(func.generate_series(1, len(rows)))
+    )
+    ids = [id_ for (id_,) in drawn]
+    columns = [key.key, *rows[0]]
+    await bulk_insert(
+        session, table, columns, [(id_, *row.values()) for id_, row in zip(ids, rows, strict=True)]
+    )
+    others = [column for column in filled if column is not key]
+    if not others:
+        return [{key.key: id_} for id_ in ids]
+    found = {
+        row[0]: dict(zip([column.key for column in others], row[1:], strict=True))
+        for row in await session.execute(select(key, *others).where(key.in_(ids)))
+    }
+    return [{key.key: id_, **found[id_]} for id_ in ids]
 
 
 async def _insert_links(session: AsyncSession, mapper: Mapper[Any], objects: Sequence[Any]) -> None:
