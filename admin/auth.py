@@ -4,6 +4,11 @@ Starlette's session cookie is signed but readable and cannot be revoked, so
 it carries only a random session token (and the CSRF token); the user, their
 roles and permissions are looked up in the database on every request, and a
 revoked or expired session is refused at once.
+
+A session signed in by password only, with a second factor due (a code, or
+enrolment that policy requires), is held here, in the one place every admin
+route passes: it reaches its factor's page (admin/two_factor.py) and sign-out,
+nothing else. A GET elsewhere is sent to that page; anything else is a 403.
 """
 
 from __future__ import annotations
@@ -21,13 +26,25 @@ from backend.auth.actor import Actor
 from backend.config import Settings
 from backend.db.session import Database
 from backend.db.uow import unit_of_work
-from backend.services.auth import AuthService, LoginOutcome
+from backend.services.auth import CODE, AuthService, LoginOutcome, SessionState
 
 SESSION_COOKIE = "custodian_session"
 SESSION_TOKEN_KEY = "sid"  # noqa: S105 - a key name, not a secret
 ANONYMOUS = Actor(user_id=None, username="anonymous")
 MAX_NEXT_LENGTH = 2000
 MAX_DECODE_ROUNDS = 4
+# The page each pending factor may open (admin/two_factor.py), by route name.
+FACTOR_ROUTES = {"code": "admin:view-two-factor-code", "enrol": "admin:view-two-factor-enrol"}
+
+
+def _(message: str) -> str:
+    """Marks a sentence for the catalog (babel.cfg); the error page shows it translated."""
+    return message
+
+
+FINISH_SIGN_IN = _("Finish signing in first: enter the code from your authenticator app, or sign out.")
+FINISH_ENROLMENT = _("Finish signing in first: set up two-factor sign-in, or sign out.")
+SIGN_IN_EXPIRED = _("Your sign-in expired before the second step was done. Sign in again.")
 
 
 def client_address(request: Request) -> str:
@@ -38,6 +55,18 @@ def current_actor(request: Request) -> Actor:
     """The signed-in actor of this request (set by `authenticate`)."""
     actor = getattr(request.state, "actor", None)
     return actor if isinstance(actor, Actor) else ANONYMOUS
+
+
+def start_session(request: Request, token: str) -> None:
+    """Keep `token` as this browser's session, with a new CSRF token (after each sign-in step)."""
+    request.session[SESSION_TOKEN_KEY] = token
+    rotate_csrf_token(request)
+
+
+def pending_sign_in(request: Request) -> SessionState | None:
+    """This request's session when only its password was given (set by `authenticate`), else None."""
+    state = getattr(request.state, "pending_sign_in", None)
+    return state if isinstance(state, SessionState) else None
 
 
 def safe_next_url(request: Request, candidate: str | None) -> str:
@@ -101,7 +130,11 @@ class CustodianAuthentication(AuthenticationBackend):
         self.database = database
 
     async def sign_in(self, request: Request, username: str, password: str) -> LoginOutcome:
-        """Check the credentials; on success rotate the session and store the new token."""
+        """Check the credentials; on success rotate the session and store the new token.
+
+        The new session may be pending a second factor (`outcome.pending_factor`): then it opens
+        only that factor's page until `start_session` replaces its token.
+        """
         async with unit_of_work(self.database, ANONYMOUS) as uow:
             outcome = await AuthService(uow).login(
                 username,
@@ -110,11 +143,10 @@ class CustodianAuthentication(AuthenticationBackend):
                 user_agent=request.headers.get("user-agent", ""),
             )
             await uow.commit()
-        if outcome.ok:
+        if outcome.ok and outcome.token is not None:
             # A fresh session: nothing from before sign-in survives (no fixation).
             request.session.clear()
-            request.session[SESSION_TOKEN_KEY] = outcome.token
-            rotate_csrf_token(request)
+            start_session(request, outcome.token)
         return outcome
 
     async def login(self, request: Request) -> Response | bool:
@@ -136,17 +168,22 @@ class CustodianAuthentication(AuthenticationBackend):
 
     async def authenticate(self, request: Request) -> Response | bool:
         token = request.session.get(SESSION_TOKEN_KEY)
-        actor = None
+        state = None
         if isinstance(token, str):
             async with unit_of_work(self.database, ANONYMOUS, writes=False) as uow:
                 service = AuthService(uow)
-                actor = await service.authenticate(token, client_address=client_address(request))
+                state = await service.resolve(token, client_address=client_address(request))
                 if service.touched:
                     await uow.commit()
-        if actor is None:
+        if state is None:
             request.session.pop(SESSION_TOKEN_KEY, None)
             return self._to_login(request)
-        request.state.actor = actor
+        if state.pending_factor is not None:
+            refusal = self._hold_pending(request, state)
+            if refusal is not None:
+                return refusal
+        else:
+            request.state.actor = state.actor
         problem = await csrf_failure(request)
         if problem:
             # Raised, not returned: the admin's error page shows it inside the layout, and the
@@ -156,6 +193,29 @@ class CustodianAuthentication(AuthenticationBackend):
 
     async def get_user_id(self, request: Request) -> Any:
         return current_actor(request).user_id
+
+    def _hold_pending(self, request: Request, state: SessionState) -> Response | None:
+        """None when this request is the pending factor's own page; else where it goes instead.
+
+        Its actor stays anonymous, so nothing that asks for permissions finds any.
+        """
+        if state.challenge_expired:
+            request.session.pop(SESSION_TOKEN_KEY, None)
+            if request.method in {"GET", "HEAD"}:
+                return self._to_login(request)
+            raise HTTPException(status_code=403, detail=SIGN_IN_EXPIRED)
+        route = FACTOR_ROUTES.get(state.pending_factor or "", FACTOR_ROUTES[CODE])
+        factor_page = request.url_for(route)
+        if request.url.path == factor_page.path:
+            request.state.pending_sign_in = state
+            return None
+        if request.method not in {"GET", "HEAD"}:
+            detail = FINISH_SIGN_IN if state.pending_factor == CODE else FINISH_ENROLMENT
+            raise HTTPException(status_code=403, detail=detail)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if next_to_keep(request, target):
+            factor_page = factor_page.include_query_params(next=target)
+        return RedirectResponse(factor_page, status_code=302)
 
     def _to_login(self, request: Request) -> Response:
         login_url = request.url_for("admin:login")

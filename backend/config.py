@@ -42,6 +42,9 @@ class DatabasePooler(StrEnum):
     PGBOUNCER = "pgbouncer"  # in transaction pooling mode
 
 
+# Who REQUIRE_2FA_FOR may name.
+TWO_FACTOR_GROUPS = ("superusers", "everyone")
+
 # prometheus_client reads this variable itself, at import, in every worker.
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 MIN_METRICS_TOKEN_LENGTH = 16
@@ -105,6 +108,10 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(default=20, ge=1, le=10000)
     login_throttle_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
 
+    # Who must sign in with a second factor (TOTP), comma-separated: `superusers`, `everyone`, or empty
+    # for nobody; a role's "requires two-factor" flag adds its holders (backend/services/two_factor.py).
+    require_2fa_for: str = "superusers"
+
     # Imports: what one uploaded or given file may hold; larger files are refused before any row is read.
     import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, le=2 * 1024**3)
     import_max_rows: int = Field(default=200_000, ge=1, le=10_000_000)
@@ -143,6 +150,12 @@ class Settings(BaseSettings):
             )
         self._check_pooler()
         self._check_replicas()
+        unknown = sorted(self.two_factor_required_for - set(TWO_FACTOR_GROUPS))
+        if unknown:
+            raise ValueError(
+                f"REQUIRE_2FA_FOR names {', '.join(unknown)}; use {' or '.join(TWO_FACTOR_GROUPS)} "
+                "(comma-separated), or leave it empty for nobody"
+            )
         if self.environment is Environment.PRODUCTION:
             if self.metrics_enabled and self.metrics_token is None:
                 raise ValueError(
@@ -189,6 +202,11 @@ class Settings(BaseSettings):
                     f"DATABASE_REPLICA_URLS: replica {position} uses the driver '{url.drivername}'; "
                     "use postgresql+asyncpg://, as DATABASE_URL does"
                 )
+
+    @property
+    def two_factor_required_for(self) -> frozenset[str]:
+        """REQUIRE_2FA_FOR as a set of names: {"superusers"}, {"everyone"}, or empty for nobody."""
+        return frozenset(item.strip().lower() for item in self.require_2fa_for.split(",") if item.strip())
 
     @property
     def replica_urls(self) -> tuple[URL, ...]:

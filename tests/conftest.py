@@ -9,6 +9,7 @@ PostgreSQL that cannot be reached is a failure, never a skip: run
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -27,6 +28,12 @@ from tests.databases import (
     migrated_database,
     throwaway_database,
 )
+
+# Sign-in in the suite is by password alone unless a test asks for a second factor: the policy's own
+# tests (tests/admin/test_two_factor.py, tests/backend/services/test_two_factor.py) turn
+# REQUIRE_2FA_FOR on in their settings. Set here, before any Settings is built, so the servers the
+# suite starts in subprocesses (browser journeys, workers) inherit it; an explicit value wins.
+os.environ.setdefault("REQUIRE_2FA_FOR", "")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from sqladmin import expose
+from sqladmin import action, expose
 from sqlalchemy import select
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -16,15 +16,18 @@ from wtforms.validators import EqualTo, InputRequired, Length, Optional
 from admin import outcomes
 from admin.auth import current_actor
 from admin.controls import RowAction
-from admin.i18n import lazy_gettext, translated
+from admin.i18n import gettext, lazy_gettext, translated
+from admin.params import query_ids
 from admin.requests import request_uow
 from admin.views.base import ServiceModelView
 from backend.auth.passwords import MAX_PASSWORD_LENGTH
-from backend.errors import NotFound, PermissionDenied, ValidationFailed
+from backend.errors import AppError, NotFound, PermissionDenied, ValidationFailed
 from backend.models import Permission, Role, User
 from backend.services.users import UserService
 
-SECRET_COLUMNS: list[Any] = [User.password_hash]
+SECRET_COLUMNS: list[Any] = [User.password_hash, User.totp_secret]
+# Bookkeeping of two-factor sign-in (the last accepted time step): no one's business to read.
+HIDDEN_COLUMNS: list[Any] = [*SECRET_COLUMNS, User.totp_last_step]
 # How the account-authority rule words a refusal, before the username.
 CHANGING = "change the account of"
 DELETING = "delete the account of"
@@ -75,10 +78,14 @@ class UserAdmin(ServiceModelView, model=User):
         User.email,
         User.is_active,
         User.is_superuser,
+        User.totp_enrolled_at,
         User.roles,
     ]
-    column_details_exclude_list: ClassVar = SECRET_COLUMNS
-    column_export_exclude_list: ClassVar = SECRET_COLUMNS
+    column_labels: ClassVar = {User.totp_enrolled_at: "2FA enrolled"}
+    # A custom action's codename: resetting someone's second factor changes their account.
+    action_permissions: ClassVar[dict[str, str]] = {"reset-two-factor": "change"}
+    column_details_exclude_list: ClassVar = HIDDEN_COLUMNS
+    column_export_exclude_list: ClassVar = HIDDEN_COLUMNS
     column_searchable_list: ClassVar = [User.username, User.email]
     column_sortable_list: ClassVar = [User.id, User.username]
     column_default_sort: ClassVar = [(User.username, False)]
@@ -169,6 +176,35 @@ class UserAdmin(ServiceModelView, model=User):
                     {(user_id, doing): exc.message for doing, ids in missing.items() for user_id in ids}
                 )
         return answers
+
+    @action(
+        "reset-two-factor",
+        "Reset two-factor sign-in",
+        "Reset the second factor of the selected users? Their sessions end; they set it up again.",
+        add_in_list=False,
+    )
+    async def reset_two_factor(self, request: Request) -> Response:
+        """Forget a user's second factor (needs `user.change`, and the account-authority rule)."""
+        ids = query_ids(request)
+        back = request.url_for("admin:list", identity=self.identity)
+        if len(ids) != 1:
+            outcomes.refused(request, gettext("Reset the second factor of one user at a time."))
+            return RedirectResponse(back, status_code=302)
+        try:
+            uow = await request_uow(request)
+            user = await UserService(uow).reset_two_factor(ids[0])
+            await uow.commit()
+        except (PermissionDenied, NotFound) as exc:
+            status_code = 403 if isinstance(exc, PermissionDenied) else 404
+            raise HTTPException(status_code=status_code, detail=exc.message) from exc
+        except AppError as exc:
+            outcomes.refused(request, exc.message)
+        else:
+            done = translated(
+                "The second factor of %(name)s was reset. Their open sessions have ended.", name=user.username
+            )
+            outcomes.succeeded(request, done)
+        return RedirectResponse(request.url_for("admin:details", identity=self.identity, pk=ids[0]), 302)
 
     @expose("/set-password/{pk}", methods=["GET", "POST"])
     async def set_password(self, request: Request) -> Response:

@@ -1,4 +1,5 @@
-"""My account: the signed-in user's own settings, reached from the top bar; today, their language.
+"""My account: the signed-in user's own settings, reached from the top bar: their language and
+their second factor (set up, see how many recovery codes are left, turn off: admin/two_factor.py).
 
 Everyone signed in may open it and choose English, Deutsch or their browser's
 language (no permission: it is their own account). The choice is a POST with
@@ -16,7 +17,9 @@ from starlette.responses import RedirectResponse, Response
 from admin import i18n, outcomes
 from admin.auth import current_actor
 from admin.requests import request_uow
+from admin.two_factor import TwoFactorView
 from backend.errors import ValidationFailed
+from backend.services.two_factor import TwoFactorService
 from backend.services.users import LANGUAGES, UserService
 
 BROWSER_DEFAULT = ""  # the form's value for "follow my browser"
@@ -69,8 +72,11 @@ class MyAccountView(BaseView):
     async def _page(
         self, request: Request, *, chosen: str | None, error: str | None = None, status_code: int = 200
     ) -> Response:
+        actor = current_actor(request)
+        uow = await request_uow(request)
         context = {
-            "username": current_actor(request).username,
+            "username": actor.username,
+            "two_factor": await TwoFactorService(uow).status(actor.user_id or 0),
             "chosen": chosen or BROWSER_DEFAULT,
             "choices": [(code, i18n.LANGUAGE_NAMES[code]) for code in LANGUAGES],
             "browser_language": i18n.LANGUAGE_NAMES[i18n.without_choice(request)],
@@ -79,3 +85,7 @@ class MyAccountView(BaseView):
         return await self.templates.TemplateResponse(
             request, "custodian/me.html", context, status_code=status_code
         )
+
+
+class TwoFactorPages(TwoFactorView):
+    """The second factor's pages (admin/two_factor.py), found here by `discover()` beside My account."""

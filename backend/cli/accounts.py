@@ -11,6 +11,7 @@ from backend.errors import AppError
 from backend.models import Role, User
 from backend.services.permissions import SyncReport, sync_permissions
 from backend.services.roles import RoleService
+from backend.services.two_factor import TwoFactorService
 from backend.services.users import UserService
 
 PASSWORD_ENV = "CUSTODIAN_PASSWORD"  # noqa: S105 - a variable name
@@ -127,13 +128,32 @@ def users_deactivate(username: str) -> None:
     say(f"User {username} deactivated.")
 
 
+@users_group.command("reset-2fa")
+@click.argument("username")
+def users_reset_two_factor(username: str) -> None:
+    """Forget USERNAME's second factor and recovery codes; their open sessions end."""
+
+    async def reset(uow: UnitOfWork) -> None:
+        service = UserService(uow)
+        await service.reset_two_factor((await service.get_by_username(username)).id)
+
+    run(in_unit_of_work(reset))
+    say(f"Two-factor sign-in for {username} was reset; their sessions were ended.")
+
+
 @users_group.command("list")
 def users_list() -> None:
-    """List users with their roles."""
+    """List users with their roles and whether they use two-factor sign-in (2fa)."""
     found = run(in_unit_of_work(lambda uow: UserService(uow).list_with_roles(), writes=False))
     for user in found:
         flags = [
-            flag for flag, on in (("superuser", user.is_superuser), ("inactive", not user.is_active)) if on
+            flag
+            for flag, on in (
+                ("superuser", user.is_superuser),
+                ("2fa", user.totp_enrolled_at is not None),
+                ("inactive", not user.is_active),
+            )
+            if on
         ]
         roles = ", ".join(role.name for role in user.roles) or "-"
         suffix = f"  [{', '.join(flags)}]" if flags else ""
@@ -171,6 +191,22 @@ def roles_revoke(role: str, permissions: tuple[str, ...]) -> None:
     """Take the PERMISSIONS away from ROLE."""
     updated: Role = run(in_unit_of_work(lambda uow: RoleService(uow).revoke(role, permissions)))
     say(f"Role {updated.name} now has {len(updated.permissions)} permissions.")
+
+
+@roles_group.command("require-2fa")
+@click.argument("role")
+@click.option("--off", is_flag=True, help="Stop requiring it.")
+def roles_require_two_factor(role: str, off: bool) -> None:
+    """Make holders of ROLE sign in with a second factor (or, with --off, stop requiring it)."""
+
+    async def change(uow: UnitOfWork) -> None:
+        await TwoFactorService(uow).set_role_requirement(role, required=not off)
+
+    run(in_unit_of_work(change))
+    if off:
+        say(f"Role {role} no longer requires two-factor sign-in.")
+    else:
+        say(f"Holders of role {role} must set up two-factor sign-in at their next sign-in.")
 
 
 @click.group("permissions")

@@ -30,6 +30,9 @@ class AuthSession(IdMixin, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     client_address: Mapped[str] = mapped_column(String(64), default="", server_default="")
     user_agent: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    # Signed in by password only: "code" (asks for the second factor) or "enrol" (policy requires one
+    # first). Such a session opens nothing but that page and sign-out, and ends within minutes.
+    pending_factor: Mapped[str | None] = mapped_column(String(8))
 
 
 class LoginAttempt(IdMixin, Base):

@@ -50,6 +50,8 @@ class Role(IdMixin, TimestampMixin, VersionMixin, Base):
     name: Mapped[str] = mapped_column(String(80), unique=True)
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
     is_builtin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Whoever holds the role must sign in with a second factor (as REQUIRE_2FA_FOR does for superusers).
+    requires_two_factor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     permissions: Mapped[list[Permission]] = relationship(
         secondary=role_permission, lazy="raise", order_by=Permission.codename, passive_deletes=True

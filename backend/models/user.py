@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Boolean, String, false, true
+from sqlalchemy import BigInteger, Boolean, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.db.base import Base
@@ -26,7 +26,7 @@ LOCALE_MAX_LENGTH = 16
 class User(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
     """A person who signs in. The password is only ever stored as a hash."""
 
-    policy = Policy(group="accounts", secret={"password_hash"})
+    policy = Policy(group="accounts", secret={"password_hash", "totp_secret"})
 
     username: Mapped[str] = mapped_column(String(USERNAME_MAX_LENGTH))
     email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH), default="", server_default="")
@@ -36,6 +36,12 @@ class User(IdMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The language the admin speaks to this user; None follows the browser (Accept-Language).
     locale: Mapped[str | None] = mapped_column(String(LOCALE_MAX_LENGTH))
+
+    # Two-factor sign-in (backend/services/two_factor.py): the TOTP secret encrypted with a key derived
+    # from SECRET_KEY, when enrolment was confirmed, and the last time step accepted (no code twice).
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
+    totp_enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
     roles: Mapped[list[Role]] = relationship(secondary=user_role, lazy="raise", passive_deletes=True)
 

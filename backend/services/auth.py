@@ -9,15 +9,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
+
 from backend.auth.actor import Actor
 from backend.auth.passwords import MAX_PASSWORD_LENGTH, hasher_for, password_too_long
 from backend.db.audit import event_entry
 from backend.db.uow import UnitOfWork
+from backend.errors import PermissionDenied
 from backend.models import AuditEntry, AuthSession, LoginAttempt, User
 from backend.repositories.auth import AuthSessionRepository, LoginAttemptRepository
+from backend.services import two_factor
+from backend.services.two_factor import TwoFactorService, challenge_expiry
 
 # The audit entries of signing in and out: events of a session, not changes to anything.
-SESSION_EVENTS = ("login", "login_failed", "login_refused", "logout")
+SESSION_EVENTS = ("login", "login_failed", "login_refused", "logout", *two_factor.EVENTS)
+# A password-only session's second step: the code of an enrolled user, or enrolment the policy requires.
+CODE, ENROL = "code", "enrol"
+CHALLENGE_OVER = "Your sign-in expired before it was finished. Sign in again."
 BAD_CREDENTIALS = "Please enter a correct username and password. Both fields may be case-sensitive."
 PASSWORD_TOO_LONG = (
     f"Please enter a correct username and password. A password has at most {MAX_PASSWORD_LENGTH} characters."
@@ -38,10 +46,21 @@ class LoginOutcome:
     user_id: int | None
     message: str
     throttled: bool = False
+    # Set when only the password was checked: the session opens nothing until this factor is done.
+    pending_factor: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.token is not None
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """What a session token stands for. A pending session's actor holds no permission at all."""
+
+    actor: Actor
+    pending_factor: str | None = None  # CODE or ENROL while only the password was given
+    challenge_expired: bool = False  # pending, and past the few minutes it had
 
 
 class AuthService:
@@ -102,11 +121,13 @@ class AuthService:
         # From here on the user acts: a hash upgrade is recorded as theirs.
         actor = Actor(user_id=user.id, username=user.username, client_address=client_address)
         self.uow.audit_as(actor)
-        self._record(actor, "login", object_id=user.id, object_repr=user.username)
 
+        factor = await self._factor_due(user)
+        if factor is None:
+            self._record(actor, "login", object_id=user.id, object_repr=user.username)
         # A sign-in is not an edit of the account: no version bump, so concurrent
         # sign-ins (or an admin editing the user meanwhile) never collide.
-        values: dict[str, object] = {"last_login_at": now}
+        values: dict[str, object] = {} if factor else {"last_login_at": now}
         if new_hash is not None:
             values["password_hash"] = new_hash
             self._record(
@@ -116,7 +137,8 @@ class AuthService:
                 object_repr=user.username,
                 changes={"password_hash": ["[redacted]", "[redacted]"]},
             )
-        await self.uow.repo(User).set_columns(user.id, **values)
+        if values:
+            await self.uow.repo(User).set_columns(user.id, **values)
         token = secrets.token_urlsafe(32)
         self.sessions.stage(
             AuthSession(
@@ -124,38 +146,79 @@ class AuthService:
                 user_id=user.id,
                 created_at=now,
                 last_seen_at=now,
-                expires_at=now + timedelta(hours=self.settings.session_absolute_timeout_hours),
+                expires_at=challenge_expiry(now, factor) if factor else self._session_end(now),
                 client_address=client_address,
                 user_agent=user_agent[:255],
+                pending_factor=factor,
             )
         )
         self.attempts.stage(LoginAttempt(username=username, client_address=client_address, succeeded=True))
         await self.uow.flush()
-        return LoginOutcome(token, user.id, "Signed in.")
+        return LoginOutcome(token, user.id, "Signed in.", pending_factor=factor)
 
-    async def authenticate(self, token: str, *, client_address: str | None = None) -> Actor | None:
-        """The actor for a session token, or None if the session is unknown or over.
+    async def pass_second_factor(self, token: str, code: str, *, client_address: str) -> LoginOutcome:
+        """The second step of signing in: `code` (TOTP or recovery) for a session pending CODE.
 
-        A session is over once revoked, idle longer than the idle timeout, past
-        its absolute expiry, or when its user is inactive or deleted. The unit
-        of work may be read-only: a due `last_seen_at` touch switches it to
-        writing (the caller commits when `touched`).
+        On success the session gets a new token (returned) and opens the admin. A wrong or reused
+        code is a failed attempt, counted toward the throttling of the username and the address;
+        while throttled no code is looked at. Raises `ValidationFailed` for input that is no code,
+        `PermissionDenied` when the session is not waiting for a code (over, or never was).
+        """
+        auth_session, user = await self._pending(token, CODE)
+        now = datetime.now(UTC)
+        client_address = client_address[:64]
+        someone = Actor(user_id=user.id, username=user.username, client_address=client_address)
+        self.uow.audit_as(someone)
+        throttled = await self._throttle_message(user.username, client_address, now)
+        if throttled:
+            self._record(someone, "login_refused", object_id=user.id, object_repr=user.username)
+            return LoginOutcome(None, user.id, throttled, throttled=True, pending_factor=CODE)
+        if await TwoFactorService(self.uow).check(user, code) is None:
+            self.count_failed_code(user.username, client_address)
+            await self.uow.flush()
+            return LoginOutcome(None, user.id, two_factor.WRONG_CODE, pending_factor=CODE)
+        return await self._complete(auth_session, user, now=now, client_address=client_address)
+
+    async def finish_enrolment(
+        self, token: str, form_token: str, code: str, *, client_address: str
+    ) -> tuple[LoginOutcome, list[str]]:
+        """The second step for a session pending ENROL: confirm the set-up, then open the admin.
+
+        Returns the signed-in outcome (a new token) and the recovery codes to show once. Raises
+        as `TwoFactorService.confirm_enrolment` does (nothing stored), and `PermissionDenied` when
+        the session is not waiting for enrolment.
+        """
+        auth_session, user = await self._pending(token, ENROL)
+        someone = Actor(user_id=user.id, username=user.username, client_address=client_address[:64])
+        self.uow.audit_as(someone)
+        codes = await TwoFactorService(self.uow).confirm_enrolment(user.id, form_token, code)
+        outcome = await self._complete(
+            auth_session, user, now=datetime.now(UTC), client_address=client_address[:64]
+        )
+        return outcome, codes
+
+    async def resolve(self, token: str, *, client_address: str | None = None) -> SessionState | None:
+        """What the session token stands for, or None when it is unknown or over.
+
+        A pending session (password only) is answered with its factor and an actor without
+        permissions, also once its few minutes are over (`challenge_expired`), so the caller can
+        say so. Otherwise as `authenticate`.
         """
         if not token:
             return None
         found = await self.sessions.find(hash_token(token))
         if found is None:
             return None
-        now = datetime.now(UTC)
         auth_session, user = found.session, found.user
+        if auth_session.revoked_at is not None or not user.is_active or user.deleted_at is not None:
+            return None
+        now = datetime.now(UTC)
+        if auth_session.pending_factor is not None:
+            nobody_yet = Actor(user_id=user.id, username=user.username, client_address=client_address)
+            expired = auth_session.expires_at <= now
+            return SessionState(nobody_yet, auth_session.pending_factor, challenge_expired=expired)
         idle_limit = timedelta(minutes=self.settings.session_idle_timeout_minutes)
-        if (
-            auth_session.revoked_at is not None
-            or auth_session.expires_at <= now
-            or auth_session.last_seen_at + idle_limit <= now
-            or not user.is_active
-            or user.deleted_at is not None
-        ):
+        if auth_session.expires_at <= now or auth_session.last_seen_at + idle_limit <= now:
             return None
         actor = Actor(
             user_id=user.id,
@@ -172,7 +235,19 @@ class AuthService:
             if not await self.sessions.touch(session_id, now):
                 return None
             self.touched = True
-        return actor
+        return SessionState(actor)
+
+    async def authenticate(self, token: str, *, client_address: str | None = None) -> Actor | None:
+        """The actor for a session token, or None if the session is unknown, over or pending.
+
+        A session is over once revoked, idle longer than the idle timeout, past
+        its absolute expiry, or when its user is inactive or deleted; a session
+        signed in by password only (a second factor due) is no actor's yet. The
+        unit of work may be read-only: a due `last_seen_at` touch switches it to
+        writing (the caller commits when `touched`).
+        """
+        state = await self.resolve(token, client_address=client_address)
+        return state.actor if state is not None and state.pending_factor is None else None
 
     async def logout(self, token: str, *, client_address: str | None = None) -> None:
         """End the session: the same cookie is refused from now on."""
@@ -185,6 +260,66 @@ class AuthService:
             user = found.user
             actor = Actor(user_id=user.id, username=user.username, client_address=client_address)
             self._record(actor, "logout", object_id=user.id, object_repr=user.username)
+
+    async def code_throttled(self, username: str, client_address: str) -> str | None:
+        """Why a code may not be tried now (too many failures, as for passwords), or None."""
+        return await self._throttle_message(username, client_address[:64], datetime.now(UTC))
+
+    def count_failed_code(self, username: str, client_address: str) -> None:
+        """A wrong second-factor code is a failed sign-in attempt: it counts toward throttling."""
+        failed = LoginAttempt(username=username, client_address=client_address[:64], succeeded=False)
+        self.attempts.stage(failed)
+
+    async def _factor_due(self, user: User) -> str | None:
+        if user.totp_enrolled_at is not None and user.totp_secret is not None:
+            return CODE
+        return ENROL if await TwoFactorService(self.uow).required_for(user) else None
+
+    async def _pending(self, token: str, factor: str) -> tuple[AuthSession, User]:
+        found = await self.sessions.find(hash_token(token)) if token else None
+        if found is None:
+            raise PermissionDenied(CHALLENGE_OVER)
+        auth_session, user = found.session, found.user
+        if (
+            auth_session.pending_factor != factor
+            or auth_session.revoked_at is not None
+            or auth_session.expires_at <= datetime.now(UTC)
+            or not user.is_active
+            or user.deleted_at is not None
+        ):
+            raise PermissionDenied(CHALLENGE_OVER)
+        return auth_session, user
+
+    async def _complete(
+        self, auth_session: AuthSession, user: User, *, now: datetime, client_address: str
+    ) -> LoginOutcome:
+        """Open the admin to a pending session, under a new token (the old one, seen before the
+        second factor, is worth nothing from now on)."""
+        token = secrets.token_urlsafe(32)
+        result = await self.uow.session.execute(
+            update(AuthSession)
+            .where(
+                AuthSession.id == auth_session.id,
+                AuthSession.pending_factor.is_not(None),
+                AuthSession.revoked_at.is_(None),
+            )
+            .values(
+                token_hash=hash_token(token),
+                pending_factor=None,
+                last_seen_at=now,
+                expires_at=self._session_end(now),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if int(getattr(result, "rowcount", 0) or 0) != 1:
+            raise PermissionDenied(CHALLENGE_OVER)
+        await self.uow.repo(User).set_columns(user.id, last_login_at=now)
+        actor = Actor(user_id=user.id, username=user.username, client_address=client_address)
+        self._record(actor, "login", object_id=user.id, object_repr=user.username)
+        return LoginOutcome(token, user.id, "Signed in.")
+
+    def _session_end(self, now: datetime) -> datetime:
+        return now + timedelta(hours=self.settings.session_absolute_timeout_hours)
 
     async def _throttle_message(self, username: str, client_address: str, now: datetime) -> str | None:
         window = timedelta(minutes=self.settings.login_throttle_window_minutes)

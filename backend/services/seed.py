@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from backend.config import Environment
 from backend.db.uow import UnitOfWork
 from backend.errors import AppError
 from backend.models import Category, Customer, Order, Product, ProductStatus, Tag
 from backend.services.catalog import CategoryService, ProductService, TagService
 from backend.services.customers import CustomerService
 from backend.services.orders import OrderService
+from backend.services.two_factor import TwoFactorService
 from backend.services.users import UserService
 
 # Local logins for the demo, one per built-in role; documented in the README.
@@ -28,6 +30,11 @@ DEMO_LOGINS = (
     ("auditor", "auditor-demo-password", "auditor"),
 )
 DEMO_EMAIL_DOMAIN = "demo.example"
+# Superusers must sign in with a second factor (REQUIRE_2FA_FOR): in development the demo `admin` is
+# enrolled with this published key, so `./dev serve` can be signed in to with any authenticator app.
+# Never in production (nor in the test environment, whose journeys sign in with passwords alone).
+DEMO_TOTP_SECRET = "CUSTODIANDEMOADMINTWOFACTORKEY23"  # noqa: S105 - a documented demo key
+DEMO_TOTP_USER = "admin"
 DEMO_PRODUCTS = 500
 DEMO_CUSTOMERS = 120
 DEMO_ORDERS = 240
@@ -102,6 +109,7 @@ async def _demo_users(uow: UnitOfWork, report: SeedReport) -> None:
     for username, password, role in DEMO_LOGINS:
         report.logins.append((username, password, role or "superuser"))
         if await service.repo.exists(username=username):
+            await _demo_second_factor(uow, report, username)
             continue
         await service.create(
             {
@@ -113,6 +121,19 @@ async def _demo_users(uow: UnitOfWork, report: SeedReport) -> None:
             }
         )
         report.count("users")
+        await _demo_second_factor(uow, report, username)
+
+
+async def _demo_second_factor(uow: UnitOfWork, report: SeedReport, username: str) -> None:
+    """Enrol the demo `admin` with `DEMO_TOTP_SECRET`, in development only; say so in the report."""
+    if username != DEMO_TOTP_USER or uow.settings.environment is not Environment.DEVELOPMENT:
+        return
+    user = await UserService(uow).repo.get_by(username=username)
+    if user is None:
+        return
+    await TwoFactorService(uow).enrol_with_secret(user.id, DEMO_TOTP_SECRET)
+    name, password, role = report.logins[-1]
+    report.logins[-1] = (name, password, f"{role}, two-factor key {DEMO_TOTP_SECRET}")
 
 
 async def _demo_categories(uow: UnitOfWork, report: SeedReport) -> list[Category]:

@@ -21,6 +21,7 @@ from backend.repositories.auth import AuthSessionRepository
 from backend.repositories.users import UserRepository
 from backend.schemas.user import UserCreate, UserUpdate
 from backend.services.base import CrudService
+from backend.services.two_factor import RESET, TwoFactorService
 
 # The languages an account may choose for the admin; None follows the browser.
 LANGUAGES = ("en", "de")
@@ -105,6 +106,24 @@ class UserService(CrudService[User, UserCreate, UserUpdate]):
         async with self.writing(user):
             user.password_hash = hasher_for(self.uow.settings).hash(password)
             await self._end_sessions(user)
+        return user
+
+    async def reset_two_factor(self, user_id: object) -> User:
+        """Forget the user's second factor and recovery codes (needs `user.change`), end their sessions.
+
+        Under the account-authority rule (never for an account holding more than the actor).
+        The user sets it up again at their next sign-in when policy requires it. Audited as
+        `two_factor_reset` (no secret in it). Raises `Conflict` when none is set up.
+        """
+        self.require("change")
+        user = await self._get_live(user_id)
+        await self._require_authority(user, doing="reset the second factor of")
+        factors = TwoFactorService(self.uow)
+        if user.totp_enrolled_at is None:
+            raise Conflict(f"{user.username} has no second factor to reset.")
+        await factors.clear(user)
+        await self._end_sessions(user)
+        factors.record(user, RESET)
         return user
 
     async def deactivate(self, user_id: object) -> User:

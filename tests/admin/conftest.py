@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
@@ -31,13 +33,60 @@ def client_for(app: Starlette) -> httpx.AsyncClient:
 
 
 async def sign_in(
-    client: httpx.AsyncClient, username: str, password: str = DEFAULT_PASSWORD
+    client: httpx.AsyncClient,
+    username: str,
+    password: str = DEFAULT_PASSWORD,
+    *,
+    totp_secret: str | None = None,
+    steps_ahead: int = 0,
 ) -> httpx.Response:
+    """Sign in with the password, then, given the user's TOTP secret, with the code it computes.
+
+    `steps_ahead` picks the code of a later 30-second step (the server accepts one step of clock
+    skew): a code is accepted once, so a second sign-in in the same step uses the next one.
+    """
     page = await client.get("/admin/login")
-    return await client.post(
+    response = await client.post(
         "/admin/login",
         data={"username": username, "password": password, "csrf_token": csrf_from(page.text), "next": ""},
     )
+    if totp_secret is None or response.status_code != 302:
+        return response
+    form = await client.get("/admin/two-factor")
+    return await client.post(
+        "/admin/two-factor",
+        data={"code": totp_code(totp_secret, steps_ahead), "csrf_token": csrf_from(form.text), "next": ""},
+    )
+
+
+def totp_code(secret: str, steps_ahead: int = 0) -> str:
+    """The code an authenticator app with `secret` shows now, or `steps_ahead` 30-second steps later."""
+    return pyotp.TOTP(secret).at(datetime.now(UTC).timestamp() + 30 * steps_ahead)
+
+
+_SECRET = re.compile(r'<code id="totp-secret">([A-Z2-7]+)</code>')
+_FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
+_RECOVERY = re.compile(r"<li>([a-z2-7]{5}-[a-z2-7]{5})</li>")
+
+
+async def enrol_through_page(client: httpx.AsyncClient) -> tuple[str, list[str], httpx.Response]:
+    """Set up TOTP on the enrolment page as a person would: the secret read from the page, the
+    code computed from it. Returns the secret, the recovery codes shown and the confirming response."""
+    page = await client.get("/admin/two-factor/enrol")
+    assert page.status_code == 200, page.text
+    secret_match, token_match = _SECRET.search(page.text), _FORM_TOKEN.search(page.text)
+    assert secret_match and token_match, "no secret or form token on the enrolment page"
+    secret = secret_match.group(1)
+    confirmed = await client.post(
+        "/admin/two-factor/enrol",
+        data={
+            "code": totp_code(secret),
+            "form_token": token_match.group(1),
+            "csrf_token": csrf_from(page.text),
+            "next": "",
+        },
+    )
+    return secret, _RECOVERY.findall(confirmed.text), confirmed
 
 
 async def page_token(client: httpx.AsyncClient, path: str = "/admin/logout") -> str:

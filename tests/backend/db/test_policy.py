@@ -68,7 +68,7 @@ def test_a_bare_string_is_refused_not_split_into_letters() -> None:
 
 
 def test_policy_of_reads_classes_and_instances_and_defaults_for_anything_else() -> None:
-    assert policy_of(User).secret == {"password_hash"} and policy_of(User).group == "accounts"
+    assert policy_of(User).secret == {"password_hash", "totp_secret"} and policy_of(User).group == "accounts"
     assert policy_of(User(username="u")) is policy_of(User)
     assert policy_of(Order).history_children == {"order_item": "order_id"}
     assert policy_of(AuditEntry).admin is False
@@ -97,5 +97,5 @@ def test_generated_permissions_are_the_ones_migrations_and_roles_know() -> None:
 
 def test_masking_reads_the_policy() -> None:
     assert masking.pii_fields(Customer) == {"email", "phone", "address"}
-    assert masking.secret_fields(User) == {"password_hash"}
+    assert masking.secret_fields(User) == {"password_hash", "totp_secret"}
     assert masking.pii_fields(Product) == frozenset() and masking.secret_fields("not a model") == frozenset()
