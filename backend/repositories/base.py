@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, inspect, select, update
+from sqlalchemy import ARRAY, ColumnElement, Select, any_, bindparam, func, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import MANYTOONE, InstrumentedAttribute
@@ -136,7 +136,7 @@ class Repository(Generic[ModelT]):
             held = self._held(ids, include_deleted=include_deleted)
             if held is not None:
                 return held
-        where = [self._column("id").in_([*ids])]
+        where = [self.one_of(self._column("id"), ids)]
         return await self.list(where=where, include_deleted=include_deleted, options=options)
 
     def _held(self, ids: Collection[object], *, include_deleted: bool) -> builtins.list[ModelT] | None:
@@ -195,7 +195,7 @@ class Repository(Generic[ModelT]):
             return []
         stmt = (
             self.select(include_deleted=include_deleted)
-            .where(self._column(name).in_([*keys]))
+            .where(self.one_of(self._column(name), keys))
             .options(*options)
             .execution_options(populate_existing=refresh)
         )
@@ -208,7 +208,7 @@ class Repository(Generic[ModelT]):
         if not keys:
             return set()
         column = self._column(name)
-        stmt = select(column).where(column.in_([*keys]))
+        stmt = select(column).where(self.one_of(column, keys))
         if self.soft_deletable and not include_deleted:
             stmt = stmt.where(self._column("deleted_at").is_(None))
         async with btree_lookups(self.session):
@@ -222,7 +222,7 @@ class Repository(Generic[ModelT]):
         loads them). For comparing thousands of a file's rows with the records, an object for none."""
         if not keys:
             return []
-        stmt = select(*self.table.c).where(self._column(name).in_([*keys]))
+        stmt = select(*self.table.c).where(self.one_of(self._column(name), keys))
         if self.soft_deletable:
             stmt = stmt.where(self._column("deleted_at").is_(None))
         async with btree_lookups(self.session):
@@ -236,7 +236,7 @@ class Repository(Generic[ModelT]):
             ((_other, target_link),) = relationship.secondary_synchronize_pairs or ()
             for row in rows:
                 row.related[key] = []
-            links = select(owner_link, target_link).where(owner_link.in_([*by_id]))
+            links = select(owner_link, target_link).where(self.one_of(owner_link, by_id))
             if secondary is not None and by_id:
                 for owner_id, target_id in await self.session.execute(links):
                     by_id[owner_id].related[key].append(target_id)
@@ -394,6 +394,17 @@ class Repository(Generic[ModelT]):
         if not isinstance(table, Table):
             raise TypeError(f"{self.model.__name__} is not mapped to a table")
         return table
+
+    def one_of(self, column: Any, keys: Collection[object]) -> ColumnElement[bool]:
+        """`column IN (keys)`; on PostgreSQL `column = ANY(:keys)`, one array parameter: SQLAlchemy renders
+        each value of an IN list (with its cast) on every execution, which for a batch of 2,000 SKUs
+        cost more than the lookup itself. Both use the column's btree index."""
+        condition: ColumnElement[bool]
+        if self.session.get_bind().dialect.name == "postgresql":
+            condition = column == any_(bindparam(None, [*keys], type_=ARRAY(column.type)))
+        else:
+            condition = column.in_([*keys])
+        return condition
 
     def _column(self, name: str) -> InstrumentedAttribute[Any]:
         attribute = getattr(self.model, name)

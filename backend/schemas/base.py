@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -33,7 +34,7 @@ class Input(BaseModel):
         return value
 
 
-_NO_TEXT = frozenset({int, float, bool})
+_NO_TEXT = frozenset({int, float, bool, Decimal})
 
 
 def _holds_nul(value: Any) -> bool:

@@ -30,7 +30,7 @@ SECRETS = ("pia@example.com", "+44 20 7946 0123", "7 Hidden Lane")
 def test_the_rule() -> None:
     assert masking.hidden_fields(NO_PII, "customer") == {"email", "phone", "address"}
     assert masking.hidden_fields(PII, "customer") == frozenset()
-    assert masking.hidden_fields(ROOT, "user") == {"password_hash"}  # secrets: nobody
+    assert masking.hidden_fields(ROOT, "user") == {"password_hash", "totp_secret"}  # secrets: nobody
     assert masking.hidden_fields(NO_PII, "product") == frozenset()
     assert masking.hidden_fields(NO_PII, "user_role") == frozenset()  # no model: nothing declared
     assert masking.shown(NO_PII, "customer", "email", "a@b.c") == masking.MASK
