@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar, cast
 
+from sqlalchemy import inspect
+
 from backend.auth.actor import Actor
 from backend.config import Settings
 from backend.db.base import Base
@@ -27,9 +29,10 @@ ModelT = TypeVar("ModelT", bound=Base)
 class FakeRepository(Generic[ModelT]):
     """The rows of one model, by id; soft-deleted rows hidden unless asked for, as in `Repository`."""
 
-    def __init__(self, model: type[ModelT]) -> None:
+    def __init__(self, model: type[ModelT], unit: FakeUnitOfWork | None = None) -> None:
         self.model = model
         self.rows: dict[int, ModelT] = {}
+        self.unit = unit
 
     @property
     def soft_deletable(self) -> bool:
@@ -74,6 +77,18 @@ class FakeRepository(Generic[ModelT]):
     async def refresh(self, obj: ModelT, *attributes: str) -> None:
         """Nothing to load: in memory every collection is already there."""
 
+    async def load(self, obj: ModelT, *attributes: str) -> None:
+        """The one-to-many collections `attributes` of `obj`, from the rows this unit holds, deleted ones
+        included, as `Repository.load` reads them."""
+        for name in attributes:
+            relationship = inspect(self.model).relationships[name]
+            ((local, remote),) = relationship.local_remote_pairs
+            if self.unit is None:
+                raise TypeError("a repository made outside a FakeUnitOfWork cannot load related rows")
+            children = self.unit.repo(relationship.mapper.class_).rows.values()
+            key = getattr(obj, str(local.key))
+            setattr(obj, name, [row for row in children if getattr(row, str(remote.key)) == key])
+
     def stage(self, obj: ModelT) -> ModelT:
         if getattr(obj, "id", None) is None:
             obj.id = max(self.rows, default=0) + 1
@@ -111,7 +126,7 @@ class FakeUnitOfWork:
 
     def repo(self, kind: type[Any]) -> FakeRepository[Any]:
         model = kind.model if issubclass(kind, Repository) else kind
-        return self.repositories.setdefault(model, FakeRepository(model))
+        return self.repositories.setdefault(model, FakeRepository(model, self))
 
     def add(self, *rows: Base) -> None:
         """Test setup: put rows in their model's repository."""
