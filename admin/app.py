@@ -35,7 +35,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     """Build the web app for `settings`: one engine, disposed by the lifespan."""
     _configure_logging(settings)
     database = database or Database(settings)
-    metrics = metrics_wiring(settings, database.engine)
+    replica_engines = [replica.engine for replica in database.replicas.all]
+    metrics = metrics_wiring(settings, database.engine, replica_engines)
     # The metrics read the statement count that the debug header reports.
     count_sql = settings.debug_sql_header or settings.metrics_enabled
 
@@ -65,7 +66,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         lifespan=lifespan,
     )
     if count_sql:
-        count_statements(database.engine)
+        for engine in (database.engine, *replica_engines):  # a page read on a replica counts its statements
+            count_statements(engine)
     app.state.settings = settings
     app.state.database = database
     install_error_handlers(app)

@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,8 +117,9 @@ class Metrics:
         MultiProcessCollector(merged, path=str(folder))  # type: ignore[no-untyped-call]
         return generate_latest(merged)
 
-    def watch(self, engine: AsyncEngine) -> None:
-        """Count the engine's connections in use, its overflow and its slow statements."""
+    def watch(self, engine: AsyncEngine, *, pool_gauges: bool = True) -> None:
+        """Count the engine's slow statements and, for the primary's, its connections in use and overflow
+        (a replica's pool would blur those two gauges; its statements count all the same)."""
         threshold = self.settings.metrics_slow_statement_ms / 1000
         pool = engine.sync_engine.pool
 
@@ -125,15 +127,17 @@ class Metrics:
             if isinstance(pool, QueuePool):
                 self.overflow.set(max(0, pool.overflow()))
 
-        @event.listens_for(engine.sync_engine, "checkout")
-        def _checkout(*_args: Any) -> None:
-            self.checked_out.inc()
-            pool_changed()
+        if pool_gauges:
 
-        @event.listens_for(engine.sync_engine, "checkin")
-        def _checkin(*_args: Any) -> None:
-            self.checked_out.dec()
-            pool_changed()
+            @event.listens_for(engine.sync_engine, "checkout")
+            def _checkout(*_args: Any) -> None:
+                self.checked_out.inc()
+                pool_changed()
+
+            @event.listens_for(engine.sync_engine, "checkin")
+            def _checkin(*_args: Any) -> None:
+                self.checked_out.dec()
+                pool_changed()
 
         @event.listens_for(engine.sync_engine, "before_cursor_execute")
         def _started(connection: Any, *_args: Any) -> None:
@@ -176,11 +180,15 @@ class MetricsWiring:
     middleware: list[Middleware]
 
 
-def metrics_wiring(settings: Settings, engine: AsyncEngine) -> MetricsWiring:
+def metrics_wiring(
+    settings: Settings, engine: AsyncEngine, replicas: Sequence[AsyncEngine] = ()
+) -> MetricsWiring:
     if not settings.metrics_enabled:
         return MetricsWiring(routes=[], middleware=[])
     metrics = Metrics(settings)
     metrics.watch(engine)
+    for replica in replicas:
+        metrics.watch(replica, pool_gauges=False)
 
     async def endpoint(request: Request) -> Response:
         if not _may_scrape(request, settings):

@@ -330,3 +330,17 @@ def test_replica_settings_are_checked() -> None:
     settings = make_settings(postgres, database_replica_urls=two)
     assert [url.host for url in settings.replica_urls] == ["db", "r2"]
     assert make_settings(postgres, database_replica_urls="").replica_urls == ()
+
+
+async def test_statements_run_on_the_replica_are_counted_and_measured(pair: ReplicatedPair) -> None:
+    """X-SQL-Statements and /metrics count a page's statements wherever they ran."""
+    settings = replicated(pair, debug_sql_header=True, metrics_enabled=True, metrics_slow_statement_ms=1)
+    async with signed_in(settings) as (client, _database, recorder):
+        recorder.clear()
+        page = await client.get("/admin/tag/list")
+        assert page.status_code == 200 and recorder.page_reads_on_replica()
+        counted = int(page.headers["x-sql-statements"])
+        assert counted >= len(recorder.page_reads_on_replica()) + len(recorder.on_primary)
+        exposition = (await client.get("/metrics")).text
+    slow = [line for line in exposition.splitlines() if line.startswith("custodian_db_slow_statements_total")]
+    assert slow and float(slow[0].rsplit(" ", 1)[1]) >= 1
