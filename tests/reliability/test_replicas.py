@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,7 +37,8 @@ from tests.databases import TEST_SECRET_KEY, make_settings, migrated_database
 from tests.factories import make_user
 from tests.replica import DATABASE, ReplicatedPair, replicated_pair
 
-pytestmark = pytest.mark.postgres
+# One worker runs the module: one primary and standby pair, its tests in file order.
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("replicas")]
 OPS = "ops"
 OPS_PASSWORD = "ops-long-password-1"
 NOWHERE = "postgresql+asyncpg://postgres@127.0.0.1:1/custodian"  # nothing listens on port 1
@@ -134,11 +136,23 @@ async def add_tag(primary_url: str, name: str) -> None:
         await database.dispose()
 
 
+def seen_on_replica(pair: ReplicatedPair, name: str, timeout: float = 15) -> None:
+    """Until a query on the standby sees the tag: a standby just made from a base backup can have
+    replayed a commit (its LSN) before its snapshots show it, so replay position alone is not enough."""
+    deadline = time.monotonic() + timeout
+    query = f"SELECT count(*) FROM tag WHERE name = '{name}'"
+    while pair.replica.sql(query, database=DATABASE) != "1":
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the standby never showed the tag {name} within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
 async def test_pages_searches_counts_exports_and_the_dashboard_read_from_the_replica(
     pair: ReplicatedPair, primary_url: str
 ) -> None:
     await add_tag(primary_url, "replica-old")
     pair.wait_caught_up()
+    seen_on_replica(pair, "replica-old")
     pair.pause_replay()
     await add_tag(primary_url, "replica-new")  # on the primary only, while replay is paused
     async with signed_in(replicated(pair)) as (client, _database, recorder):
