@@ -4,8 +4,8 @@ Debian's `pgbouncer` package (installed with apt-get when missing and we are
 root, as ./dev does for Chromium) listens on a free loopback port with its own
 ini file in a temporary folder and forwards every database name to the server
 of `TEST_DATABASE_URL`. Its reset query is the one the app's recipe needs
-(backend/db/pooling.py). Under CI a PgBouncer that cannot be started fails the
-test; elsewhere the test is skipped with the reason.
+(backend/db/pooling.py). A PgBouncer that cannot be started fails the test, with
+the reason; it is never skipped.
 """
 
 from __future__ import annotations

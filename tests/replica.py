@@ -9,8 +9,8 @@ and the rest of the suite keeps long ones open there (a test is one transaction
 with many savepoints), so it took a minute or more to open. Nothing of the
 shared cluster is touched.
 
-Under CI a pair that cannot be started fails the test; elsewhere the test is
-skipped with the reason. Both clusters are always stopped and removed.
+A pair that cannot be started fails the test, with the reason; it is never
+skipped. Both clusters are always stopped and removed.
 """
 
 from __future__ import annotations
