@@ -7,14 +7,21 @@ from sqlalchemy import exc as sa_exc
 from backend.config import Settings
 from backend.errors import DatabaseUnavailable
 
+# SQLSTATEs of a server that cannot serve this connection: class 08 (connection exceptions, e.g.
+# asyncpg's "connection was closed in the middle of operation" when PgBouncer dies), and the
+# server shutting down or starting up (57P01-57P03).
+UNAVAILABLE_SQLSTATE_CLASS = "08"
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
 
 def is_database_unavailable(error: BaseException) -> bool:
     """True for errors that mean the database cannot serve us right now.
 
     Covers a refused or timed-out connection (asyncpg raises plain `OSError`
     and `TimeoutError`, which SQLAlchemy does not wrap), an exhausted pool, a
-    connection dropped mid-query, and operational errors such as a server
-    shutting down or SQLite's "database is locked".
+    connection dropped mid-query (asyncpg reports some of those as a plain
+    DBAPIError carrying a connection-class SQLSTATE), and operational errors
+    such as a server shutting down or SQLite's "database is locked".
     """
     if isinstance(error, (OSError, sa_exc.TimeoutError)):
         return True
@@ -24,8 +31,15 @@ def is_database_unavailable(error: BaseException) -> bool:
         if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError)):
             return True
         cause = error.orig.__cause__ if error.orig is not None else None
-        return isinstance(cause, OSError)
+        return isinstance(cause, OSError) or _unavailable_sqlstate(cause)
     return False
+
+
+def _unavailable_sqlstate(error: BaseException | None) -> bool:
+    sqlstate = getattr(error, "sqlstate", None)
+    return isinstance(sqlstate, str) and (
+        sqlstate.startswith(UNAVAILABLE_SQLSTATE_CLASS) or sqlstate in UNAVAILABLE_SQLSTATES
+    )
 
 
 def unavailable(settings: Settings, error: BaseException) -> DatabaseUnavailable:

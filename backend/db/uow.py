@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -14,12 +15,15 @@ from backend.config import Settings
 from backend.db import audit as audit_trail
 from backend.db.audit import ACTOR_KEY, AUDIT_ENABLED_KEY
 from backend.db.base import Base
+from backend.db.errors import is_database_unavailable, short_reason
 from backend.db.replicas import Replica, ReplicaSession
 from backend.db.session import WRITE_INTENT, Database
 from backend.repositories.base import Repository
 
 if TYPE_CHECKING:
     from backend.auth.actor import Actor
+
+logger = logging.getLogger(__name__)
 
 ModelT = TypeVar("ModelT", bound=Base)
 RepositoryT = TypeVar("RepositoryT", bound=Repository[Any])
@@ -165,6 +169,21 @@ async def unit_of_work(
     try:
         yield uow
     finally:
-        # Closing rolls back whatever was not committed. Unlike rollback() it
-        # does not expire loaded objects, so what a read returned stays usable.
+        await _close(session)
+
+
+async def _close(session: AsyncSession) -> None:
+    """Close `session`: roll back whatever was not committed and give back its connection.
+
+    Unlike rollback() closing does not expire loaded objects, so what a read returned stays
+    usable. A connection that died meanwhile (the database or PgBouncer went away after the
+    last statement) has nothing left to roll back: the pool discards it, and closing must not
+    fail a request whose answer may already be on its way.
+    """
+    try:
         await session.close()
+    except Exception as error:
+        if not is_database_unavailable(error):
+            raise
+        logger.warning("a connection died before its session closed: %s", short_reason(error))
+        await session.invalidate()

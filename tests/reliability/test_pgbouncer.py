@@ -184,6 +184,7 @@ class Readers:
     def __init__(self, client: httpx.Client) -> None:
         self.client = client
         self.statuses: list[int] = []
+        self.errors: list[str] = []
         self.running = True
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -192,8 +193,9 @@ class Readers:
         while self.running and time.monotonic() < deadline:
             try:
                 self.statuses.append(self.client.get("/admin/tag/list").status_code)
-            except httpx.HTTPError:
+            except httpx.HTTPError as error:
                 self.statuses.append(0)
+                self.errors.append(repr(error))
 
     def __enter__(self) -> Readers:
         self.thread.start()
@@ -243,7 +245,7 @@ def test_pgbouncer_restarted_under_load(direct_url: str) -> None:
                     acknowledged.append(f"after-{n}")
             client.close()
         assert 503 in readers.statuses and readers.statuses[-1] == 200
-        assert set(readers.statuses) <= {200, 503}, readers.statuses
+        assert set(readers.statuses) <= {200, 503}, (readers.statuses, readers.errors)
 
     async def stored() -> set[str]:
         database = Database(make_settings(direct_url))

@@ -1,16 +1,18 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from backend.auth.actor import Actor
+from backend.db.errors import is_database_unavailable
 from backend.db.session import Database
 from backend.db.uow import unit_of_work
 from backend.models import AuditEntry, Customer, Tag, User
 from backend.repositories.audit import AuditEntryRepository
 from backend.repositories.base import IntegrityViolation
+from tests.databases import make_settings
 from tests.factories import make_customer, make_tag
 
 SYSTEM = Actor.system("tests")
@@ -109,3 +111,36 @@ async def test_a_failed_savepoint_names_the_constraint_and_leaves_the_unit_usabl
         assert (caught.value.violation.kind, caught.value.violation.columns) == ("unique", ("name",))
         await tags.add(Tag(name="free"))  # the failed insert is not retried
         assert await tags.exists(name="free")
+
+
+@pytest.mark.postgres
+async def test_a_connection_that_died_before_closing_does_not_fail_the_close(fresh_url: str) -> None:
+    """PgBouncer or the server going away after a page's last statement: the answer stands."""
+    database = Database(make_settings(fresh_url))
+    killer = create_async_engine(fresh_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with unit_of_work(database, SYSTEM, writes=False) as uow:
+            pid = (await uow.session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            async with killer.connect() as connection:
+                await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        async with unit_of_work(database, SYSTEM, writes=False) as uow:
+            assert (await uow.session.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await killer.dispose()
+        await database.dispose()
+
+
+def test_a_connection_class_sqlstate_means_unavailable() -> None:
+    class ClosedMidOperation(Exception):
+        sqlstate = "08003"  # asyncpg's ConnectionDoesNotExistError
+
+    class UniqueViolation(Exception):
+        sqlstate = "23505"
+
+    def wrapped(cause: Exception) -> DBAPIError:
+        orig = Exception("connection was closed in the middle of operation")
+        orig.__cause__ = cause
+        return DBAPIError("ROLLBACK", None, orig)
+
+    assert is_database_unavailable(wrapped(ClosedMidOperation()))
+    assert not is_database_unavailable(wrapped(UniqueViolation()))
