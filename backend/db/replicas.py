@@ -77,7 +77,12 @@ class Replica:
         self.url = url.render_as_string(hide_password=True)
         self.engine = engine
         self.status: ReplicaStatus | None = None
-        self.checked_at = 0.0
+        self.checked_at: float | None = None  # time.monotonic() of the last check; None: never checked
+
+    def due(self, now: float, interval: float) -> bool:
+        # Never "long ago" for an unchecked replica: time.monotonic() counts from boot, and a
+        # container or machine up for less than the interval would otherwise never check it.
+        return self.checked_at is None or now - self.checked_at >= interval
 
     def failed(self, error: BaseException) -> None:
         """A read failed here: when the replica is at fault, skip it until its next check says otherwise."""
@@ -148,7 +153,7 @@ class Replicas:
     async def _refresh_when_due(self) -> None:
         interval = self.settings.replica_check_interval_seconds
         now = time.monotonic()
-        due = [replica for replica in self.all if now - replica.checked_at >= interval]
+        due = [replica for replica in self.all if replica.due(now, interval)]
         if not due:
             return
         checked_before = all(replica.status is not None for replica in self.all)
@@ -156,7 +161,7 @@ class Replicas:
             return  # another request is checking: this one goes by the last statuses
         async with self._checking:
             now = time.monotonic()
-            due = [replica for replica in self.all if now - replica.checked_at >= interval]
+            due = [replica for replica in self.all if replica.due(now, interval)]
             await asyncio.gather(*(replica.check(self.settings) for replica in due))
 
     async def dispose(self) -> None:

@@ -346,6 +346,21 @@ def test_replica_settings_are_checked() -> None:
     assert make_settings(postgres, database_replica_urls="").replica_urls == ()
 
 
+async def test_a_replica_never_checked_is_checked_at_once_however_young_the_machine() -> None:
+    """time.monotonic() counts from boot: a machine up for less than the check interval still checks."""
+    postgres = "postgresql+asyncpg://app@db:5432/app"
+    settings = make_settings(postgres, database_replica_urls=postgres, replica_check_interval_seconds=600)
+    database = Database(settings)
+    try:
+        (replica,) = database.replicas.all
+        assert replica.due(now=5.0, interval=600)
+        replica.checked_at = 1.0
+        assert not replica.due(now=5.0, interval=600)
+        assert replica.due(now=601.0, interval=600)
+    finally:
+        await database.dispose()
+
+
 async def test_statements_run_on_the_replica_are_counted_and_measured(pair: ReplicatedPair) -> None:
     """X-SQL-Statements and /metrics count a page's statements wherever they ran."""
     settings = replicated(pair, debug_sql_header=True, metrics_enabled=True, metrics_slow_statement_ms=1)
