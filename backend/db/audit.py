@@ -110,7 +110,7 @@ def _entry(actor: Actor, action: str, obj: Any, changes: dict[str, Any]) -> dict
     # A row inserted by this flush has its key values but no identity key yet.
     identity = state.identity or state.mapper.primary_key_from_instance(obj)
     object_id = ",".join(str(part) for part in identity if part is not None)
-    return _entry_values(actor, action, str(obj.__tablename__), object_id, _label(obj), changes)
+    return _entry_values(actor, action, str(obj.__tablename__), object_id, record_label(obj), changes)
 
 
 def _entry_values(
@@ -129,7 +129,8 @@ def _entry_values(
     }
 
 
-def _label(obj: Any) -> str:
+def record_label(obj: Any) -> str:
+    """The label the trail keeps for a record (`str(obj)`; shown masked to whoever may not see it)."""
     try:
         return str(obj)
     except Exception:  # a __str__ that needs an unloaded relationship

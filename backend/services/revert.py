@@ -4,8 +4,8 @@ back through the record's own service, with today's permissions, validation and 
 How the revert is recorded: the values are written by `service.update`, so the
 audit listener writes the usual "update" entry with its field diff (history
 and `state_at` replay it like any edit). Beside it, in the same savepoint, goes
-an event entry with action "revert" whose label says "reverted to the state of
-<date>" and whose changes name that date and the entry reverted to. The
+an event entry with action "revert", labelled with the record like every entry,
+whose changes say "reverted to the state of <date>" and name the entry reverted to. The
 listener (backend/db/audit.py) needs nothing new, and the diff stays in the
 one shape every reader of the trail knows; `replay` skips the event.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import inspect
 
-from backend.db.audit import BOOKKEEPING_FIELDS, event_entry, jsonable
+from backend.db.audit import BOOKKEEPING_FIELDS, event_entry, jsonable, record_label
 from backend.db.policy import policy_of
 from backend.db.uow import UnitOfWork
 from backend.errors import AppError, Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -153,7 +153,7 @@ class Reverter:
         try:
             async with service.writing(obj):
                 await service.update(plan.object_id, plan.values, expected_version=expected_version)
-                self.uow.session.add(self._entry(plan))
+                self.uow.session.add(self._entry(plan, obj))
         except ValidationFailed as exc:
             raise Conflict(f"{cannot} {_sentences(exc)}") from exc
         except Conflict as exc:
@@ -162,13 +162,15 @@ class Reverter:
             raise Conflict(f"{cannot} {exc.message}", field=exc.field) from exc
         return plan
 
-    def _entry(self, plan: RevertPlan) -> AuditEntry:
+    def _entry(self, plan: RevertPlan, obj: Any) -> AuditEntry:
+        # The record's own label, as every entry of the trail keeps it: the audit log names what was
+        # reverted; the changes say to which state.
         return event_entry(
             self.actor,
             action=REVERT_ACTION,
             model=plan.table,
             object_id=plan.object_id,
-            object_repr=f"reverted to the state of {plan.when}",
+            object_repr=record_label(obj),
             changes={"reverted to the state of": plan.when, "version entry": plan.entry_id},
         )
 

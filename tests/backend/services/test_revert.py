@@ -54,7 +54,7 @@ async def test_revert_a_product_s_price_and_name(system_uow: UnitOfWork, session
     assert update.action == "update" and update.changes["price"] == ["12.50", "10.00"]
     assert event.action == "revert"
     when = f"{created.created_at:%Y-%m-%d %H:%M:%S} UTC"
-    assert event.object_repr == f"reverted to the state of {when}"
+    assert event.object_repr == str(product)  # the record's label, as in every entry
     assert event.changes == {"reverted to the state of": when, "version entry": created.id}
     # The event is not a change of fields: today's state replays to the reverted values.
     history = await AuditLog(system_uow).history("product", str(product.id))
