@@ -7,7 +7,11 @@
   inline SVG: no script, nothing the CSP blocks) and the secret as text; a code confirms it and
   the ten recovery codes are shown once. Reached from My account, or right after the password
   when policy requires a second factor and the user has none (then nothing else opens first).
-- `/admin/two-factor/remove`: the owner turns it off with a current code (unless policy requires it).
+- `/admin/two-factor/remove`: the owner turns it off with a current code (unless policy requires it,
+  and no passkey is left to answer it).
+
+Passkeys (admin/passkeys.py) are the other second factor: the code page offers "Use a passkey" to a
+user who has one (and the code form only to one with an app), and takes the passkey's JSON steps.
 
 Every POST carries the CSRF token, checked with the session (admin/auth.py).
 """
@@ -34,6 +38,7 @@ from admin.auth import (
     safe_next_url,
     start_session,
 )
+from admin.passkeys import PasskeyRoutes, sign_in_step, wants_json
 from admin.requests import request_uow
 from backend.errors import AppError, Conflict, PermissionDenied, ValidationFailed
 from backend.services.auth import CODE, ENROL, AuthService
@@ -58,8 +63,9 @@ SERVICE_SENTENCES = (
 MAX_FIELD = 4000  # a form value longer than any code or set-up token is cut, never parsed whole
 
 
-class TwoFactorView(BaseView):
-    """The second factor's pages; registered by admin/views/me.py, beside My account."""
+class TwoFactorView(PasskeyRoutes, BaseView):
+    """The second factor's pages, and the passkeys' (admin/passkeys.py); registered by
+    admin/views/me.py, beside My account."""
 
     name = "Two-factor sign-in"
     identity = "two-factor"
@@ -80,6 +86,8 @@ class TwoFactorView(BaseView):
             return RedirectResponse(safe_next_url(request, next_url), status_code=302)
         if request.method != "POST":
             return await self._code_page(request, next_url=next_url)
+        if wants_json(request):
+            return await sign_in_step(request)  # a passkey's options or answer
         form = await request.form()
         next_url = next_to_keep(request, _text(form, "next"))
         uow = await request_uow(request)
@@ -180,7 +188,15 @@ class TwoFactorView(BaseView):
     async def _code_page(
         self, request: Request, *, next_url: str, error: str | None = None, status_code: int = 200
     ) -> Response:
-        context = {"next": next_url, "error": i18n.gettext(error) if error else None}
+        pending = pending_sign_in(request)
+        uow = await request_uow(request)
+        factors = await TwoFactorService(uow).status(pending.actor.user_id or 0) if pending else None
+        context = {
+            "next": next_url,
+            "error": i18n.gettext(error) if error else None,
+            "has_app": factors is None or factors.enrolled_at is not None,
+            "has_passkeys": factors is not None and factors.passkeys > 0,
+        }
         return await self.templates.TemplateResponse(
             request, "custodian/two_factor_code.html", context, status_code=status_code
         )

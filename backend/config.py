@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     # Who must sign in with a second factor (TOTP), comma-separated: `superusers`, `everyone`, or empty
     # for nobody; a role's "requires two-factor" flag adds its holders (backend/services/two_factor.py).
     require_2fa_for: str = "superusers"
+    # Passkeys (WebAuthn): the relying party id (the site's host name, e.g. `admin.example.com`) and
+    # the origin browsers sign (`https://admin.example.com`); unset, both follow each request's host.
+    webauthn_rp_id: str | None = Field(default=None, min_length=1, max_length=253)
+    webauthn_origin: str | None = Field(default=None, min_length=1, max_length=300)
 
     # Imports: what one uploaded or given file may hold; larger files are refused before any row is read.
     import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, le=2 * 1024**3)

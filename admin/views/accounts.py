@@ -23,6 +23,7 @@ from admin.views.base import ServiceModelView
 from backend.auth.passwords import MAX_PASSWORD_LENGTH
 from backend.errors import AppError, NotFound, PermissionDenied, ValidationFailed
 from backend.models import Permission, Role, User
+from backend.services.two_factor import TwoFactorService
 from backend.services.users import UserService
 
 SECRET_COLUMNS: list[Any] = [User.password_hash, User.totp_secret]
@@ -244,6 +245,11 @@ class RoleForm(Form):
     name = StringField(lazy_gettext("Name"), validators=[InputRequired(), Length(max=80)])
     description = TextAreaField(lazy_gettext("Description"), validators=[Optional(), Length(max=2000)])
     permissions = SelectMultipleField("Permissions", choices=[], validate_choice=True)
+    # Not a field of the role's schemas: set after the save, through the rule `roles require-2fa` uses.
+    requires_two_factor = BooleanField(
+        lazy_gettext("Members must sign in with a second factor"),
+        description=lazy_gettext("They set one up at their next sign-in if they have none."),
+    )
 
 
 class RoleAdmin(ServiceModelView, model=Role):
@@ -254,12 +260,20 @@ class RoleAdmin(ServiceModelView, model=Role):
     category = "Accounts"
     can_delete = False  # roles are kept; take their permissions away instead
 
-    column_list: ClassVar = [Role.id, Role.name, Role.description, Role.is_builtin]
-    column_details_list: ClassVar = [Role.id, Role.name, Role.description, Role.is_builtin, Role.permissions]
+    column_list: ClassVar = [Role.id, Role.name, Role.description, Role.is_builtin, Role.requires_two_factor]
+    column_details_list: ClassVar = [
+        Role.id,
+        Role.name,
+        Role.description,
+        Role.is_builtin,
+        Role.requires_two_factor,
+        Role.permissions,
+    ]
+    column_labels: ClassVar = {Role.requires_two_factor: "2FA required"}
     column_searchable_list: ClassVar = [Role.name]
     column_sortable_list: ClassVar = [Role.id, Role.name]
     column_default_sort: ClassVar = [(Role.name, False)]
-    form_columns: ClassVar = [Role.name, Role.description, Role.permissions]
+    form_columns: ClassVar = [Role.name, Role.description, Role.permissions, Role.requires_two_factor]
 
     async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
         grouped: dict[str, list[tuple[str, str]]] = {}
@@ -281,4 +295,18 @@ class RoleAdmin(ServiceModelView, model=Role):
             "name": obj.name,
             "description": obj.description,
             "permissions": [p.codename for p in obj.permissions],
+            "requires_two_factor": obj.requires_two_factor,
         }
+
+    async def on_model_change(
+        self, data: dict[str, Any], model: Any, is_created: bool, request: Request
+    ) -> None:
+        """The second-factor requirement, in the save's transaction (needs `role.change`; audited
+        as a change of the role, as `manage.py roles require-2fa`). Members are asked at their next
+        sign-in."""
+        if "requires_two_factor" not in data:
+            return
+        wanted = bool(data["requires_two_factor"])
+        if wanted != model.requires_two_factor:
+            service = TwoFactorService(await request_uow(request))
+            await service.set_role_requirement(model.name, required=wanted)

@@ -22,6 +22,8 @@ from backend.db.uow import UnitOfWork
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.exports import csv_line
 from backend.models import User
+from backend.services import account
+from backend.services.auth import SESSION_EVENTS
 from backend.services.history import (
     REVERT_ACTION,
     AuditFilters,
@@ -42,10 +44,8 @@ AUDIT_ACTIONS = (
     "delete",
     "restore",
     "purge",
-    "login",
-    "login_failed",
-    "login_refused",
-    "logout",
+    *SESSION_EVENTS,  # sign-in, sign-out and the second factor's events
+    *account.EVENTS,  # one's own password and sessions
     "import",
     REVERT_ACTION,
 )

@@ -19,6 +19,7 @@ from admin.auth import current_actor
 from admin.requests import request_uow
 from admin.two_factor import TwoFactorView
 from backend.errors import ValidationFailed
+from backend.services.passkeys import PasskeyService
 from backend.services.two_factor import TwoFactorService
 from backend.services.users import LANGUAGES, UserService
 
@@ -77,6 +78,7 @@ class MyAccountView(BaseView):
         context = {
             "username": actor.username,
             "two_factor": await TwoFactorService(uow).status(actor.user_id or 0),
+            "passkeys": await PasskeyService(uow).list(actor.user_id or 0),
             "chosen": chosen or BROWSER_DEFAULT,
             "choices": [(code, i18n.LANGUAGE_NAMES[code]) for code in LANGUAGES],
             "browser_language": i18n.LANGUAGE_NAMES[i18n.without_choice(request)],

@@ -19,6 +19,7 @@ from backend.errors import PermissionDenied
 from backend.models import AuditEntry, AuthSession, LoginAttempt, User
 from backend.repositories.auth import AuthSessionRepository, LoginAttemptRepository
 from backend.services import two_factor
+from backend.services.passkeys import NOT_VERIFIED, Ceremony, PasskeyService, RelyingParty
 from backend.services.two_factor import TwoFactorService, challenge_expiry
 
 # The audit entries of signing in and out: events of a session, not changes to anything.
@@ -197,6 +198,39 @@ class AuthService:
         )
         return outcome, codes
 
+    async def passkey_options(self, token: str, rp: RelyingParty) -> Ceremony:
+        """Options for the second step with a passkey, for a session pending CODE: the user's own
+        passkeys only, the challenge bound to this session. Raises `PermissionDenied` when the
+        session is not waiting for a code, `Conflict` when the user has no passkey."""
+        auth_session, user = await self._pending(token, CODE)
+        return await PasskeyService(self.uow).authentication_options(
+            user, session_key=str(auth_session.id), rp=rp
+        )
+
+    async def pass_passkey(
+        self, token: str, challenge_token: str, credential: object, *, rp: RelyingParty, client_address: str
+    ) -> LoginOutcome:
+        """The second step with a passkey: as `pass_second_factor`, with the browser's answer to
+        `passkey_options`. A refused answer is a failed attempt (throttled like a wrong code);
+        raises `ValidationFailed` for an expired or foreign challenge or no answer at all."""
+        auth_session, user = await self._pending(token, CODE)
+        now = datetime.now(UTC)
+        client_address = client_address[:64]
+        someone = Actor(user_id=user.id, username=user.username, client_address=client_address)
+        self.uow.audit_as(someone)
+        throttled = await self._throttle_message(user.username, client_address, now)
+        if throttled:
+            self._record(someone, "login_refused", object_id=user.id, object_repr=user.username)
+            return LoginOutcome(None, user.id, throttled, throttled=True, pending_factor=CODE)
+        accepted = await PasskeyService(self.uow).verify_assertion(
+            user, challenge_token, credential, session_key=str(auth_session.id), rp=rp
+        )
+        if not accepted:
+            self.count_failed_code(user.username, client_address)
+            await self.uow.flush()
+            return LoginOutcome(None, user.id, NOT_VERIFIED, pending_factor=CODE)
+        return await self._complete(auth_session, user, now=now, client_address=client_address)
+
     async def resolve(self, token: str, *, client_address: str | None = None) -> SessionState | None:
         """What the session token stands for, or None when it is unknown or over.
 
@@ -271,7 +305,7 @@ class AuthService:
         self.attempts.stage(failed)
 
     async def _factor_due(self, user: User) -> str | None:
-        if user.totp_enrolled_at is not None and user.totp_secret is not None:
+        if await TwoFactorService(self.uow).has_second_factor(user):  # TOTP or a passkey
             return CODE
         return ENROL if await TwoFactorService(self.uow).required_for(user) else None
 

@@ -15,6 +15,7 @@ from enum import StrEnum
 from backend.db.uow import UnitOfWork
 from backend.models import Product
 from backend.repositories.dashboard import DashboardQueries, DayTotal
+from backend.services import account
 from backend.services.auth import SESSION_EVENTS
 from backend.services.history import AuditFilters, AuditLog, AuditRecord
 from backend.services.registry import service_for
@@ -85,7 +86,9 @@ class DashboardService:
         audit log masks them for this actor."""
         if self.actor.user_id is None:
             return []
-        entries = await self.queries.entries_by(self.actor.user_id, limit=limit, excluding=SESSION_EVENTS)
+        entries = await self.queries.entries_by(
+            self.actor.user_id, limit=limit, excluding=(*SESSION_EVENTS, *account.EVENTS)
+        )
         return [AuditRecord.shown_to(self.actor, entry) for entry in entries]
 
     async def latest_activity(self, *, limit: int = RECENT_LIMIT) -> list[AuditRecord]:

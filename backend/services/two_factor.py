@@ -25,7 +25,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import pyotp
 from cryptography.fernet import Fernet, InvalidToken
@@ -40,7 +40,7 @@ from backend.db.audit import event_entry
 from backend.db.uow import UnitOfWork
 from backend.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from backend.models import AuditEntry, Role, User, user_role
-from backend.models.two_factor import RecoveryCode
+from backend.models.two_factor import Passkey, RecoveryCode
 
 ISSUER = "Custodian"
 STEP_SECONDS = 30
@@ -55,7 +55,21 @@ CHALLENGE_MINUTES = 5
 # The audit actions (at most 20 characters, the column's width).
 ENROLLED, REMOVED, RESET = "two_factor_enrolled", "two_factor_removed", "two_factor_reset"
 PASSED, FAILED, RECOVERY_USED = "two_factor_passed", "two_factor_failed", "recovery_code_used"
-EVENTS = (ENROLLED, REMOVED, RESET, PASSED, FAILED, RECOVERY_USED)
+# Passkeys (backend/services/passkeys.py): the same trail, their own actions.
+PASSKEY_ADDED, PASSKEY_REMOVED = "passkey_added", "passkey_removed"
+PASSKEY_PASSED, PASSKEY_FAILED = "passkey_passed", "passkey_failed"
+EVENTS = (
+    ENROLLED,
+    REMOVED,
+    RESET,
+    PASSED,
+    FAILED,
+    RECOVERY_USED,
+    PASSKEY_ADDED,
+    PASSKEY_REMOVED,
+    PASSKEY_PASSED,
+    PASSKEY_FAILED,
+)
 
 # Fixed sentences (the admin shows them translated: admin/two_factor.py marks each for the catalog).
 CODE_FORMAT = "Enter the 6 digits your authenticator app shows (no spaces), or one of your recovery codes."
@@ -137,9 +151,15 @@ class Enrolment:
 
 @dataclass(frozen=True)
 class TwoFactorStatus:
-    enrolled_at: datetime | None
+    enrolled_at: datetime | None  # of TOTP
     recovery_codes_left: int
     required: bool
+    passkeys: int = 0
+
+    @property
+    def has_factor(self) -> bool:
+        """TOTP or at least one passkey: sign-in asks for a second step."""
+        return self.enrolled_at is not None or self.passkeys > 0
 
 
 class TwoFactorService:
@@ -174,7 +194,18 @@ class TwoFactorService:
             .select_from(RecoveryCode)
             .where(RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None))
         )
-        return TwoFactorStatus(user.totp_enrolled_at, int(left or 0), await self.required_for(user))
+        return TwoFactorStatus(
+            user.totp_enrolled_at,
+            int(left or 0),
+            await self.required_for(user),
+            passkeys=await self._passkey_count(user.id),
+        )
+
+    async def has_second_factor(self, user: User) -> bool:
+        """Whether sign-in asks `user` for a second step: TOTP set up, or at least one passkey."""
+        if user.totp_enrolled_at is not None and user.totp_secret is not None:
+            return True
+        return await self._passkey_count(user.id) > 0
 
     # Enrolment -----------------------------------------------------------------------------------
 
@@ -265,7 +296,8 @@ class TwoFactorService:
         if self.uow.actor.user_id != user_id:
             raise PermissionDenied("Only the account's owner removes their second factor here.")
         user = await self._user(user_id)
-        if await self.required_for(user):
+        # A passkey still answers the policy: only the last second factor must stay.
+        if await self.required_for(user) and await self._passkey_count(user.id) == 0:
             raise PermissionDenied("Your roles require two-factor sign-in: it cannot be removed.")
         if await self.check(user, code) is None:
             return False
@@ -289,12 +321,22 @@ class TwoFactorService:
             await self.uow.flush()  # the audit trail records the change as an update of the role
         return role
 
-    def record(self, user: User, action: str, *, actor: Actor | None = None) -> None:
-        """An audit entry about `user`'s second factor; never the secret or a code."""
+    def record(
+        self,
+        user: User,
+        action: str,
+        *,
+        actor: Actor | None = None,
+        changes: dict[str, Any] | None = None,
+    ) -> None:
+        """An audit entry about `user`'s second factor; never the secret, a code, a key or a challenge
+        (`changes` names what it was about: a passkey's name)."""
         by = actor or self.uow.actor
         if by.user_id is None and by.kind != "system":
             by = Actor(user_id=user.id, username=user.username, client_address=by.client_address)
-        entry = event_entry(by, action=action, model="user", object_id=user.id, object_repr=user.username)
+        entry = event_entry(
+            by, action=action, model="user", object_id=user.id, object_repr=user.username, changes=changes
+        )
         self.uow.repo(AuditEntry).stage(entry)
 
     # Helpers -------------------------------------------------------------------------------------
@@ -305,6 +347,12 @@ class TwoFactorService:
         await self.users.set_columns(user.id, **values)
         for name, value in values.items():
             set_committed_value(user, name, value)
+
+    async def _passkey_count(self, user_id: int) -> int:
+        total = await self.uow.session.scalar(
+            select(func.count()).select_from(Passkey).where(Passkey.user_id == user_id)
+        )
+        return int(total or 0)
 
     async def _user(self, user_id: int) -> User:
         user = await self.users.get(user_id)

@@ -108,6 +108,23 @@ class UserService(CrudService[User, UserCreate, UserUpdate]):
             await self._end_sessions(user)
         return user
 
+    async def change_own_password(self, password: str) -> User:
+        """Set the actor's own new password (no permission: their own account) and end all their sessions.
+
+        The same policy as `set_password`; the caller has checked the current password
+        (backend/services/account.py) and opens the session to keep afterwards. Raises
+        `ValidationFailed` (field `password`) for a password the policy refuses, `PermissionDenied`
+        for an actor that is not a user, `NotFound` when their account is gone.
+        """
+        if self.actor.user_id is None:
+            raise PermissionDenied("Only a signed-in user changes their own password.")
+        user = await self._get_live(self.actor.user_id)
+        self._check_password(password, username=user.username)
+        async with self.writing(user):
+            user.password_hash = hasher_for(self.uow.settings).hash(password)
+            await self._end_sessions(user)
+        return user
+
     async def reset_two_factor(self, user_id: object) -> User:
         """Forget the user's second factor and recovery codes (needs `user.change`), end their sessions.
 

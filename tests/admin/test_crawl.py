@@ -35,7 +35,14 @@ async def site(engine: AsyncEngine, settings: Settings) -> AsyncIterator[SeededS
 def superuser_reaches(site: SeededSite) -> list[str]:
     """The pages a superuser's crawl must reach: every model's list, details, edit, export, import
     and history, and a revert page."""
-    paths = ["/admin/", "/admin/trash", "/admin/audit-log", "/admin/me"]
+    paths = [
+        "/admin/",
+        "/admin/trash",
+        "/admin/audit-log",
+        "/admin/me",
+        "/admin/me/password",
+        "/admin/me/sessions",
+    ]
     paths += ["/admin/jobs", "/admin/jobs/{id}", "/admin/jobs/{id}/download"]  # the crawler's own jobs
     paths += ["/admin/history/customer/{id}/revert/{id}"]  # the seed edits a customer after creating it
     for view in site.app.state.admin.views:
