@@ -33,6 +33,8 @@ from starlette.responses import Response, StreamingResponse
 from admin.controls import database_of
 from admin.csrf import navigation_problem
 from admin.filters import filter_value
+from admin.formatting import number
+from admin.i18n import translated
 from admin.job_submit import submit_job
 from admin.keyset import POSITION_PARAMS
 from admin.listing import KeysetListing
@@ -116,9 +118,10 @@ class FileExport(KeysetListing):
             table=masking.table_of(self.model),
             format=export_type,
             params=params,
-            message=(
-                f"This list has more than {threshold:,} rows, so it is exported by a job: this page "
-                "shows its progress, then the file to download. You can leave; it stays under My jobs."
+            message=translated(
+                "This list has more than %(count)s rows, so it is exported by a job: this page "
+                "shows its progress, then the file to download. You can leave; it stays under My jobs.",
+                count=number(threshold),
             ),
         )
 

@@ -1,4 +1,9 @@
-"""List filters that refuse bad input with a 400 instead of a 500, and hide deleted rows."""
+"""List filters that refuse bad input with a 400 instead of a 500, and hide deleted rows.
+
+Each filter speaks the request's language: its title and its choices are translated each time
+they are shown (the views declare them in English, admin/locale/names.py lists them for the
+catalog), and so are its refusals.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from sqlalchemy import DateTime, Select, or_, select
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from admin.formatting import day
+from admin.i18n import gettext, lazy_gettext, noun, translated
 from admin.keyset import sort_type
 from backend.values import InvalidValue, parse_date, parse_id
 
@@ -20,14 +27,34 @@ ALL = "__all"
 CHOICES_SHOWN = 25
 
 
+def _localised(title: str) -> str:
+    """A filter's title, shown in the request's language (the views declare it in English)."""
+    return title if not isinstance(title, str) else lazy_gettext(title)
+
+
+def _choices(values: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A fixed filter's links: "All", then each value's label, in the request's language."""
+    return [(ALL, gettext("All")), *((key, gettext(label)) for key, label in values)]
+
+
 class ChoiceFilter(StaticValuesFilter):
     """A fixed list of values; anything else in the URL is a 400."""
+
+    def __init__(self, column: Any, values: list[tuple[str, str]], **options: Any) -> None:
+        super().__init__(column, values, **options)
+        self.title = _localised(self.title)
+
+    async def lookups(
+        self, request: Request, model: Any, run_query: Callable[[Select[Any]], Any]
+    ) -> list[tuple[str, str]]:
+        return _choices(self.values)
 
     async def get_filtered_query(self, query: Select[Any], value: Any, model: Any) -> Select[Any]:
         if value in (None, "", ALL):
             return query
         if value not in {key for key, _ in self.values}:
-            raise HTTPException(status_code=400, detail=f"Unknown {self.title.lower()}.")
+            detail = translated("Unknown %(filter)s.", filter=noun(str(self.title)))
+            raise HTTPException(status_code=400, detail=detail)
         return query.filter(get_column_obj(self.column, model) == value)
 
 
@@ -52,6 +79,7 @@ class LiveForeignKeyFilter(ForeignKeyFilter):
         super().__init__(
             foreign_key, foreign_display_field, foreign_model, title=title, parameter_name=parameter_name
         )
+        self.title = _localised(self.title)
         display = get_column_obj(foreign_display_field, foreign_model)
         self.search_fields = tuple(search_fields) or (display.key,)
 
@@ -71,7 +99,7 @@ class LiveForeignKeyFilter(ForeignKeyFilter):
         with suppress(InvalidValue):  # nothing selected, or text get_filtered_query refuses with a 400
             shown = or_(shown, target.id == parse_id(selected))
         rows = await run_query(select(target.id, display).where(condition, shown).order_by(display))
-        return [(ALL, "All"), *((str(key), str(label)) for key, label in rows)]
+        return [(ALL, gettext("All")), *((str(key), str(label)) for key, label in rows)]
 
     async def get_filtered_query(self, query: Select[Any], value: Any, model: Any) -> Select[Any]:
         if value in (None, "", ALL):
@@ -79,12 +107,17 @@ class LiveForeignKeyFilter(ForeignKeyFilter):
         try:
             related = parse_id(str(value), name=self.title)
         except InvalidValue as exc:
-            detail = f"{self.title} must be chosen from the list."
+            detail = translated("%(filter)s must be chosen from the list.", filter=self.title)
             raise HTTPException(status_code=400, detail=detail) from exc
         return query.filter(get_column_obj(self.foreign_key, model) == related)
 
 
-DATE_RANGES = {"today": "Today", "7d": "Past 7 days", "30d": "Past 30 days", "year": "This year"}
+DATE_RANGES = {
+    "today": lazy_gettext("Today"),
+    "7d": lazy_gettext("Past 7 days"),
+    "30d": lazy_gettext("Past 30 days"),
+    "year": lazy_gettext("This year"),
+}
 
 
 class RecentDateFilter(StaticValuesFilter):
@@ -92,6 +125,12 @@ class RecentDateFilter(StaticValuesFilter):
 
     def __init__(self, column: Any, *, title: str, parameter_name: str) -> None:
         super().__init__(column, list(DATE_RANGES.items()), title=title, parameter_name=parameter_name)
+        self.title = _localised(self.title)
+
+    async def lookups(
+        self, request: Request, model: Any, run_query: Callable[[Select[Any]], Any]
+    ) -> list[tuple[str, str]]:
+        return _choices(self.values)
 
     async def get_filtered_query(self, query: Select[Any], value: Any, model: Any) -> Select[Any]:
         if value in (None, "", ALL):
@@ -104,7 +143,7 @@ class RecentDateFilter(StaticValuesFilter):
             "year": now.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0),
         }
         if value not in starts:
-            raise HTTPException(status_code=400, detail="Unknown date range.")
+            raise HTTPException(status_code=400, detail=gettext("Unknown date range."))
         return query.filter(get_column_obj(self.column, model) >= starts[value])
 
 
@@ -125,7 +164,7 @@ class DateRangeFilter:
         self, column: Any, *, title: str, parameter_name: str, parameter_names: tuple[str, str] | None = None
     ) -> None:
         self.column = column
-        self.title = title
+        self.title = _localised(title)
         self.parameter_name = parameter_name
         self.parameter_names = parameter_names or (f"{parameter_name}_from", f"{parameter_name}_to")
 
@@ -138,23 +177,29 @@ class DateRangeFilter:
     def bounds(self, value: tuple[str, str]) -> tuple[date | None, date | None]:
         """The (from, to) days of `value`; a 400 naming the bad one otherwise."""
         days: list[date | None] = []
-        for text, which in zip(value, ("from", "to"), strict=True):
+        names = (
+            translated("%(filter)s from", filter=self.title),
+            translated("%(filter)s to", filter=self.title),
+        )
+        for text, name in zip(value, names, strict=True):
             try:
-                days.append(parse_date(text, name=f"{self.title} {which}") if text else None)
+                days.append(parse_date(text, name=name) if text else None)
             except InvalidValue as exc:
-                raise HTTPException(status_code=400, detail=exc.message) from exc
+                raise HTTPException(status_code=400, detail=gettext(exc.message)) from exc
         first, last = days
         if first is not None and last is not None and first > last:
-            raise HTTPException(status_code=400, detail=f"{self.title}: the from date is after the to date.")
+            detail = translated("%(filter)s: the from date is after the to date.", filter=self.title)
+            raise HTTPException(status_code=400, detail=detail)
         return first, last
 
     def label(self, value: tuple[str, str]) -> str:
+        """The chosen range as its chip says it, days in the request's language."""
         first, last = self.bounds(value)
         if first is not None and last is not None:
-            return f"{first.isoformat()} to {last.isoformat()}"
+            return translated("%(first)s to %(last)s", first=day(first), last=day(last))
         if first is not None:
-            return f"from {first.isoformat()}"
-        return f"until {last.isoformat()}" if last is not None else ""
+            return translated("from %(first)s", first=day(first))
+        return translated("until %(last)s", last=day(last)) if last is not None else ""
 
     async def get_filtered_query(self, query: Select[Any], value: Any, model: Any) -> Select[Any]:
         if not isinstance(value, tuple) or len(value) != 2:

@@ -18,6 +18,8 @@ The CLI never imports this module: manage.py speaks English.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from admin.auth import CustodianAuthentication, current_actor
+from admin.locale.service_messages import MODEL_NAME_VALUES, NUMBER_VALUES, REASON_VALUES, SERVICE_MESSAGES
 from backend.auth.actor import Actor
 from backend.db.uow import unit_of_work
 from backend.services.auth import LoginOutcome
@@ -60,11 +63,74 @@ class _SQLAdminCatalog(NullTranslations):
         return sqladmin_ngettext(msgid1, msgid2, n)
 
 
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+class _ServiceMessages(NullTranslations):
+    """The one rule for the services' sentences with values in them (English, shared with the CLI).
+
+    Each pattern of admin/locale/service_messages.py ("A user named %(value)s already exists.")
+    is matched against the whole message; a match is the pattern's translation with the values
+    put back. A value named in `MODEL_NAME_VALUES` ("product") is a model's name, shown as the
+    catalog names it ("Produkt"); one in `REASON_VALUES` is a refusal quoted inside another
+    ("Cannot restore this tag: ...") and is translated too; any other stays as written (a name,
+    a SKU, a number). A message no pattern matches goes on to SQLAdmin's catalog.
+    """
+
+    def __init__(self, ours: NullTranslations, exact: NullTranslations, patterns: Iterable[str]) -> None:
+        super().__init__()
+        self.ours = ours  # the whole chain, for a quoted refusal
+        self.exact = exact  # our catalog alone: a pattern it lacks stays English, never loops
+        self.patterns = [str(pattern) for pattern in patterns if _PLACEHOLDER.search(str(pattern))]
+        alternatives = [
+            f"(?P<p{index}>{_pattern_regex(pattern, index)})" for index, pattern in enumerate(self.patterns)
+        ]
+        self.regex = re.compile("|".join(alternatives), re.DOTALL)
+
+    def gettext(self, message: str) -> str:
+        match = self.regex.fullmatch(message) if self.patterns else None
+        if match is None or match.lastgroup is None:
+            return super().gettext(message)
+        index = int(match.lastgroup[1:])
+        pattern = self.patterns[index]
+        values = {
+            name: self._value(name, match.group(f"p{index}_{name}")) for name in _PLACEHOLDER.findall(pattern)
+        }
+        return self.exact.gettext(pattern) % values
+
+    def _value(self, name: str, value: str) -> str:
+        if name in MODEL_NAME_VALUES:
+            name_as_declared = value[:1].upper() + value[1:]
+            shown = self.exact.gettext(name_as_declared)
+            return value if shown == name_as_declared else shown
+        return self.ours.gettext(value) if name in REASON_VALUES else value
+
+
+def _pattern_regex(pattern: str, index: int) -> str:
+    """`pattern` as a regular expression: its text as written, each placeholder any text (a number
+    for one of `NUMBER_VALUES`, so "Order item 7" is the model "order item" and the id 7)."""
+    parts: list[str] = []
+    seen: set[str] = set()
+    position = 0
+    for found in _PLACEHOLDER.finditer(pattern):
+        parts.append(re.escape(pattern[position : found.start()]))
+        name = found.group(1)
+        text = r"-?[\d.,]+" if name in NUMBER_VALUES else ".+?"
+        parts.append(f"(?P=p{index}_{name})" if name in seen else f"(?P<p{index}_{name}>{text})")
+        seen.add(name)
+        position = found.end()
+    parts.append(re.escape(pattern[position:]))
+    return "".join(parts)
+
+
 def _load_catalogs() -> dict[str, NullTranslations]:
     catalogs: dict[str, NullTranslations] = {}
     for locale in LANGUAGES:
         # English has no catalog of ours: its messages are their own translation.
         ours = Translations.load(str(LOCALE_DIR), [locale], DOMAIN)
+        if locale != DEFAULT_LOCALE:
+            exact = Translations.load(str(LOCALE_DIR), [locale], DOMAIN)
+            ours.add_fallback(_ServiceMessages(ours, exact, SERVICE_MESSAGES))
         ours.add_fallback(_SQLAdminCatalog())
         catalogs[locale] = ours
     return catalogs
@@ -80,7 +146,8 @@ def active_locale() -> str:
 
 
 def gettext(message: str) -> str:
-    """`message` in the request's language (ours, else SQLAdmin's catalog, else as written)."""
+    """`message` in the request's language: ours, else a service message's pattern
+    (admin/locale/service_messages.py), else SQLAdmin's catalog, else as written."""
     # str(): a lazy label (a form field's) is looked up by its English text.
     return _CATALOGS[active_locale()].gettext(str(message))
 

@@ -29,6 +29,7 @@ from admin.auth import current_actor
 from admin.columns import related_items
 from admin.controls import RowControls, url_for_rows
 from admin.filters import ChoiceFilter, DateRangeFilter, LiveForeignKeyFilter, filter_value, parameter_names
+from admin.i18n import gettext, translated
 from admin.keyset import (
     COUNT_CAP,
     POSITION_PARAMS,
@@ -51,7 +52,7 @@ _LOOKUPS = "custodian_filter_lookups"
 FACET_CAP = 1_000  # a facet shows "1,000+" beyond: a count never scans more of a huge table
 _ICON_VIEW = '<span class="me-1"><i class="fa-solid fa-eye"></i></span>'
 _ICON_EDIT = '<span class="me-1"><i class="fa-solid fa-pen-to-square"></i></span>'
-_ICON_DELETE = '<span title="Delete"><span class="me-1"><i class="fa-solid fa-trash"></i></span></span>'
+_ICON_DELETE = '<span class="me-1"><i class="fa-solid fa-trash"></i></span>'
 
 
 @dataclass(frozen=True)
@@ -107,10 +108,11 @@ class KeysetListing(RowControls):
         sort_by = request.query_params.get("sortBy")
         if sort_by:
             if sort_by not in self.columns.sortable:
-                raise HTTPException(status_code=400, detail="The list cannot be sorted by that column.")
+                detail = gettext("The list cannot be sorted by that column.")
+                raise HTTPException(status_code=400, detail=detail)
             direction = request.query_params.get("sort") or "asc"
             if direction not in ("asc", "desc"):
-                raise HTTPException(status_code=400, detail="sort must be asc or desc.")
+                raise HTTPException(status_code=400, detail=gettext("sort must be asc or desc."))
             return sort_by, direction == "desc"
         return self.columns.default_sort
 
@@ -142,11 +144,15 @@ class KeysetListing(RowControls):
                 labels = dict(await self.filter_lookups(request, list_filter))
                 label = labels.get(value, value)
             remove = first_page.remove_query_params(list(parameter_names(list_filter)))
-            chips.append(Chip(list_filter.title, str(label), remove))
+            chips.append(Chip(str(list_filter.title), str(label), remove))
         search = request.query_params.get("search", "")
         if search:
             chips.append(Chip("Search", search, first_page.remove_query_params("search")))
         return chips
+
+    def search_placeholder(self) -> str:
+        """The searched columns' labels, in the request's language (SQLAdmin's shows them as declared)."""
+        return ", ".join(gettext(self.columns.label(name)) for name in self.columns.searchable)
 
     def clear_filters_url(self, request: Request) -> URL:
         """This list with no filter and no search (sort and page size kept), from its first page."""
@@ -211,12 +217,15 @@ class KeysetListing(RowControls):
         searchable = (f for f in self.get_filters() if isinstance(f, LiveForeignKeyFilter))
         found = next((f for f in searchable if f.parameter_name == name), None)
         if found is None:
-            raise HTTPException(status_code=400, detail="There is no such relationship filter on this list.")
+            detail = gettext("There is no such relationship filter on this list.")
+            raise HTTPException(status_code=400, detail=detail)
         if not term.strip():
-            raise HTTPException(status_code=400, detail="Type some text to search for.")
+            raise HTTPException(status_code=400, detail=gettext("Type some text to search for."))
         related = f"{masking.table_of(found.foreign_model)}.view"
         if not current_actor(request).has_perm(related):
-            detail = f"You need the permission {related} to search these records."
+            detail = translated(
+                "You need the permission %(codename)s to search these records.", codename=related
+            )
             raise HTTPException(status_code=403, detail=detail)
         loader = self._filter_loader(found)
         matches = await loader.get_list(request, term[:200])
@@ -335,25 +344,29 @@ class KeysetListing(RowControls):
         can_delete = await self.allowed_rows(request, rows, "delete")
         links = await self._related_links(request, rows)
         name = escape(self.name)
+        # The controls' words, in the request's language: looked up once per page, not per row.
+        select, view, edit, delete = (
+            escape(gettext(word)) for word in ("Select item", "View", "Edit", "Delete")
+        )
         parts: list[str] = []
         for index, row in enumerate(rows):
             pk = escape(str(row.id))
             parts.append(
                 f'<tr><td><input type="hidden" value="{pk}"><input class="form-check-input m-0 align-middle '
-                f'select-box" type="checkbox" aria-label="Select item"></td><td class="text-end">'
+                f'select-box" type="checkbox" aria-label="{select}"></td><td class="text-end">'
             )
             if can_view[index]:
                 url = escape(details_url(pk))
-                parts.append(f'<a href="{url}" aria-label="View" title="View">{_ICON_VIEW}</a>')
+                parts.append(f'<a href="{url}" aria-label="{view}" title="{view}">{_ICON_VIEW}</a>')
             if can_edit[index]:
                 url = escape(edit_url(pk) + query)
-                parts.append(f'<a href="{url}" aria-label="Edit" title="Edit">{_ICON_EDIT}</a>')
+                parts.append(f'<a href="{url}" aria-label="{edit}" title="{edit}">{_ICON_EDIT}</a>')
             if can_delete[index]:
                 url = escape(f"{delete_url}?pks={pk}")
                 parts.append(
                     f'<a href="#" data-name="{name}" data-pk="{pk}" data-url="{url}" '
                     'data-bs-toggle="modal" data-bs-target="#modal-delete" '
-                    f'aria-label="Delete">{_ICON_DELETE}</a>'
+                    f'aria-label="{delete}"><span title="{delete}">{_ICON_DELETE}</span></a>'
                 )
             parts.append("</td>")
             for column in self.columns.list:

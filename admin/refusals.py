@@ -7,7 +7,9 @@ exception's text. The views record the refusal on the request instead
 their fields and show its sentence (`place_refusal`, a template global), and
 `CustodianAdmin` gives the page the refusal's status (`status_of`). An
 exception that is not an `AppError` is logged here, and the page says only
-that the change was not saved.
+that the change was not saved. Every sentence shown goes through `i18n.gettext`,
+which translates the services' English, values and all
+(admin/locale/service_messages.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from starlette.requests import Request
 from wtforms import Form
 
 from admin.errors import request_id, status_for
+from admin.i18n import gettext
 from admin.sqladmin_adapter import SQLADMIN_LOGGER
 from backend.errors import AppError, Conflict, ValidationFailed
 
@@ -73,7 +76,7 @@ def place_refusal(form: Form, request: Request) -> str | None:
     if refusal is None:
         return None
     if refusal.error is None:
-        return INTERNAL_MESSAGE
+        return gettext(INTERNAL_MESSAGE)
     exc = refusal.error
     field_errors: Mapping[str, list[str]] = {}
     if isinstance(exc, ValidationFailed):
@@ -81,7 +84,8 @@ def place_refusal(form: Form, request: Request) -> str | None:
     elif isinstance(exc, Conflict) and exc.field:
         field_errors = {exc.field: [exc.message]}
     general: list[str] = []
-    for name, messages in field_errors.items():
+    for name, english in field_errors.items():
+        messages = [gettext(message) for message in english]
         form_field = refusal.form_fields.get(name, name)
         target = next((candidate for candidate in form if candidate.name == form_field), None)
         if target is None:
@@ -89,7 +93,7 @@ def place_refusal(form: Form, request: Request) -> str | None:
         elif not refusal.placed:
             target.errors = [*target.errors, *messages]
     refusal.placed = True
-    return " ".join(general) or exc.message
+    return " ".join(general) or gettext(exc.message)
 
 
 _LOGGED = "custodian: logged"

@@ -33,6 +33,7 @@ from admin.inlines import InlineRows, inline_forms, service_lines, submitted_row
 from admin.params import id_or_404
 from admin.requests import ServiceClass, request_service, request_uow, service_class_for
 from backend.errors import AppError
+from backend.services import masking
 from backend.services.base import CrudService
 from backend.values import InvalidValue, parse_id
 
@@ -173,7 +174,7 @@ class ServiceWrites(ModelView):
         context["submitted_version"] = submitted if isinstance(submitted, str) else ""
         request.state.custodian_version = parse_version(submitted)
         if request.state.custodian_version is None and hasattr(self.model, "version"):
-            refusals.record(request, missing_version(self.name.lower()))
+            refusals.record(request, missing_version(self._noun()))
         return context
 
     async def insert_model(self, request: Request, data: dict[str, Any]) -> Any:
@@ -209,7 +210,7 @@ class ServiceWrites(ModelView):
             _, names = self._input_names(changed, creating=False)
             expected = getattr(request.state, "custodian_version", None)
             if expected is None and hasattr(self.model, "version"):
-                raise missing_version(self.name.lower())
+                raise missing_version(self._noun())
             service = await self.service_in(request)
             await service.check_version(obj, expected)  # a stale form hears that before any field problem
             lines = await self.lines_input(request)
@@ -236,6 +237,12 @@ class ServiceWrites(ModelView):
         for pk in pks:
             await service.delete(id_or_404(str(pk)))
         await (await request_uow(request)).commit()
+
+    def _noun(self) -> str:
+        """The model in an English sentence, as its service names it ("order item"); the sentence
+        is translated, noun included, where it is shown (admin/locale/service_messages.py)."""
+        service = self.service or service_class_for(self.model)
+        return service.label or masking.table_of(self.model).replace("_", " ")
 
     async def _reload_shown_row(self, request: Request) -> None:
         """Read again the row the form is shown for, if the refused write's savepoint expired it.

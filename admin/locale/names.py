@@ -1,8 +1,9 @@
 """Texts the admin shows that no code of the admin spells as a message. `NAMES`: views, menu groups,
-column labels, filter titles and bulk-action outcomes, derived from the models and views at run time.
+column labels, filter titles and choices, bulk-action names, confirmations and outcomes, derived from
+the models and views at run time.
 `FIXED_MESSAGES`: fixed sentences of the services (English, shared with the CLI, never changed for the
 admin's sake) and of the admin's guards, translated where they reach a page (admin/i18n.py `gettext`).
-A sentence with values put in (a name, a number) stays English.
+A service sentence with values put in (a name, a number) is a pattern in service_messages.py.
 
 Never imported: `pybabel extract` (babel.cfg) reads this list so the catalogs keep these msgids;
 tests/admin/test_i18n.py fails when a shipped view shows a name missing from the German catalog.
@@ -80,6 +81,19 @@ NAMES = (
     _("marked active"),
     _("set to draft"),
     _("archived"),
+    # Bulk actions (`@action` labels and their confirmations) of every shipped view.
+    _("Archive the selected products?"),
+    _("Mark the selected products active?"),
+    _("Mark the selected products as drafts?"),
+    _("Reset two-factor sign-in"),
+    _("Reset the second factor of the selected users? Their sessions end; they set it up again."),
+    # The choices of status filters (enum values as the views title them).
+    _("Draft"),
+    _("Archived"),
+    _("Pending"),
+    _("Paid"),
+    _("Shipped"),
+    _("Cancelled"),
 )
 
 FIXED_MESSAGES = (

@@ -4,28 +4,33 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
 import pytest
+import sqladmin
 from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from sqladmin import ModelView
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.applications import Starlette
 
 from admin import i18n
 from admin.columns import columns_of
 from admin.formatting import day, moment, number, row_count
 from admin.i18n import from_accept_language, locale_for
+from backend.config import Settings
 from backend.models import AuditEntry, User
 from backend.services.dashboard import CountKind, RowCount
 from tests.admin.conftest import ClientFactory, client_for, csrf_from, sign_in
-from tests.factories import make_user
+from tests.admin.crawling import SeededSite, crawl, seeded_site, summary
+from tests.factories import make_tag, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "admin" / "locale" / "de" / "LC_MESSAGES"
@@ -291,3 +296,175 @@ def test_every_name_a_shipped_view_shows_has_a_german_translation(app: Starlette
         if isinstance(view, ModelView):
             shown |= {columns_of(view).label(name) for name in view.get_list_columns()}
     assert sorted(name for name in shown if name and not po.get(name)) == []
+
+
+# Service messages: one catalog of patterns (admin/locale/service_messages.py) --------------------
+
+
+@pytest.mark.parametrize(
+    ("english", "german"),
+    [
+        ("A user named ada already exists.", "Ein Benutzer namens ada existiert bereits."),
+        ("Order item 7 does not exist.", "Bestellposition 7 gibt es nicht."),
+        ("No such product: 3, 4.", "Nicht vorhanden (Produkt): 3, 4."),
+        (
+            "Cannot restore this tag: A tag named summer already exists.",
+            "Dieser Datensatz (Schlagwort) kann nicht wiederhergestellt werden: "
+            "Ein Schlagwort namens summer existiert bereits.",
+        ),
+        ("String should have at most 60 characters", "Höchstens 60 Zeichen"),
+        ("Only 2 of SKU-9 in stock.", "Von SKU-9 sind nur 2 auf Lager."),
+        ("A user named ada already exists. And more.", "A user named ada already exists. And more."),
+        ("A name the catalog does not know", "A name the catalog does not know"),
+    ],
+)
+def test_a_service_message_with_values_is_translated_by_its_pattern(english: str, german: str) -> None:
+    i18n.switch_to("de")
+    try:
+        assert i18n.gettext(english) == german
+    finally:
+        i18n.switch_to("en")
+    assert i18n.gettext(english) == english  # English pages show the services' own words
+
+
+async def test_a_refused_save_shows_the_services_sentence_in_german(
+    new_client: ClientFactory, session: AsyncSession
+) -> None:
+    client = await new_client(superuser=True)
+    client.headers["accept-language"] = "de"
+    taken = await make_tag(session, name="i18n-taken")
+    await session.commit()
+    form = await client.get("/admin/tag/create")
+    refused = await client.post(
+        "/admin/tag/create", data={"name": taken.name, "csrf_token": csrf_from(form.text)}
+    )
+    assert refused.status_code == 400, refused.text
+    assert "Ein Schlagwort namens i18n-taken existiert bereits." in refused.text
+    assert "already exists" not in refused.text
+
+    edit = await client.get(f"/admin/tag/edit/{taken.id}")
+    stale = await client.post(
+        f"/admin/tag/edit/{taken.id}",
+        data={"name": "i18n-renamed", "csrf_token": csrf_from(edit.text), "_version": "999"},
+    )
+    assert stale.status_code == 409, stale.text
+    assert "wurde geändert, seit Sie ihn geöffnet haben" in stale.text
+    assert "since you opened it" not in stale.text
+
+
+async def test_the_page_says_which_language_it_is_in(new_client: ClientFactory) -> None:
+    client = await new_client(roles=["viewer"])
+    assert '<html lang="en">' in (await client.get("/admin/product/list")).text
+    client.headers["accept-language"] = "de"
+    for path in ("/admin/", "/admin/product/list", "/admin/me", "/admin/product/details/999999"):
+        assert '<html lang="de">' in (await client.get(path)).text, path
+
+
+async def test_filters_and_their_chips_speak_german(new_client: ClientFactory) -> None:
+    client = await new_client(roles=["manager"])
+    client.headers["accept-language"] = "de"
+    page = (await client.get("/admin/order/list?placed=7d&status=paid&placed_from=2026-01-02")).text
+    for german in ("Letzte 7 Tage", "Bezahlt", "Storniert", "Alle", "ab 02.01.2026"):
+        assert german in page, german
+    for english in ("Past 7 days", "Paid", ">All<", "from 2026"):
+        assert english not in page, english
+    refused = await client.get("/admin/order/list?placed=ever")
+    assert refused.status_code == 400 and "Unbekannter Zeitraum." in refused.text
+    reversed_range = await client.get("/admin/order/list?placed_from=2026-02-01&placed_to=2026-01-01")
+    assert reversed_range.status_code == 400
+    assert "Das Von-Datum liegt nach dem Bis-Datum." in reversed_range.text
+
+
+# Every page in German -----------------------------------------------------------------------------
+
+
+class _ShownTexts(HTMLParser):
+    """The texts a page shows: text nodes and the attributes people read (title, aria-label, ...)."""
+
+    READ_ATTRIBUTES = frozenset({"title", "aria-label", "placeholder", "alt"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.texts: set[str] = set()
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._hidden += 1
+        for name, value in attrs:
+            if value and (name in self.READ_ATTRIBUTES or (name == "value" and ("type", "submit") in attrs)):
+                self.texts.add(" ".join(value.split()))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._hidden -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden and data.strip():
+            self.texts.add(" ".join(data.split()))
+
+
+def _english_with_german() -> set[str]:
+    """Every English message (ours and SQLAdmin's) whose German differs from it, but for words
+    German writes the same way as some other message's translation ("Filter")."""
+    sqladmin_po = Path(sqladmin.__file__).parent / "translations" / "de" / "LC_MESSAGES" / "admin.po"
+    english: set[str] = set()
+    german: set[str] = set()
+    for path in (CATALOG / "custodian.po", sqladmin_po):
+        with path.open("rb") as file:
+            for message in read_po(file):
+                if isinstance(message.id, str) and message.string and message.string != message.id:
+                    english.add(message.id)
+                    german.add(str(message.string))
+    return english - german
+
+
+# Texts still English on German pages, each for a reason outside admin/i18n.py's reach:
+# the import pages name the columns as declared (admin/imports.py, custodian/import_upload.html should
+# pass each label through `_()`), the views pass their `@action` labels and confirmations unwrapped
+# (admin/views/store.py and accounts.py should wrap them in `i18n.lazy_gettext`), and a product's
+# status is shown as stored (enum values stay English, README "Languages").
+NOT_YET_GERMAN = {
+    *("Active", "Address", "Category", "Customer", "Description", "Email", "Order", "Parent", "Phone"),
+    *("Placed at", "Price", "Product", "Quantity", "SKU", "Slug", "Stock", "Tags", "Username"),
+    *("Archive", "Mark active", "Mark draft", "Reset two-factor sign-in"),
+    "Archive the selected products?",
+    "Mark the selected products active?",
+    "Mark the selected products as drafts?",
+    "Reset the second factor of the selected users? Their sessions end; they set it up again.",
+    "archived",
+}
+
+
+@pytest.fixture(scope="module")
+async def german_site(engine: AsyncEngine, settings: Settings) -> AsyncIterator[SeededSite]:
+    async with seeded_site(engine, settings) as seeded:
+        yield seeded
+
+
+@pytest.mark.parametrize("role", ["manager", "superuser"])
+async def test_every_page_a_role_reaches_in_german_shows_no_english_message(
+    role: str, german_site: SeededSite
+) -> None:
+    client = await (
+        german_site.client(superuser=True) if role == "superuser" else german_site.client(roles=[role])
+    )
+    client.headers["accept-language"] = "de"
+    try:
+        result = await crawl(client, german_site.escaped, max_requests=900)
+    finally:
+        await client.aclose()
+    english = _english_with_german() - NOT_YET_GERMAN
+    found: dict[str, str] = {}
+    for visit in result.visits:
+        if visit.status != 200 or not visit.content_type.startswith("text/html"):
+            continue
+        parser = _ShownTexts()
+        parser.feed(visit.body)
+        assert '<html lang="de">' in visit.body, visit.url
+        for text in parser.texts & english:
+            found.setdefault(text, visit.url)
+    assert result.requests > 100, summary(role, result)
+    assert not found, "English on German pages:\n" + "\n".join(
+        f"{t!r} at {u}" for t, u in sorted(found.items())
+    )
