@@ -43,7 +43,7 @@ from admin.palette import CommandPalette
 from admin.params import query_ids
 from admin.relations import bind_form_labels, masked_ajax_loaders, relation_label
 from admin.requests import RequestSessions
-from admin.sqladmin_adapter import action_route_prefix
+from admin.sqladmin_adapter import action_route_prefix, speak_the_page_language
 from admin.views.base import ServiceModelView
 from backend.config import Environment, Settings
 from backend.db.session import Database
@@ -91,6 +91,7 @@ class CustodianAdmin(Admin):
             middlewares=[Middleware(LanguageMiddleware, cookie_path="/admin")],
         )
         i18n.install(self.templates.env)
+        speak_the_page_language(self.templates.env)
         self.templates.env.globals["csrf_token"] = csrf_token
         self.templates.env.globals["current_actor"] = current_actor
         self.templates.env.globals["relation_label"] = relation_label

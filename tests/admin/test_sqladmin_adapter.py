@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from admin.requests import RequestSessions
 from admin.site import CustodianAdmin
-from admin.sqladmin_adapter import SQLADMIN_LOGGER, action_route_prefix
+from admin.sqladmin_adapter import ENGLISH_ROOT, SQLADMIN_BASE_PAGE, SQLADMIN_LOGGER, action_route_prefix
 from backend.config import Settings
 from backend.db.session import Database
 
@@ -61,3 +61,15 @@ def test_edit_asks_for_its_context_before_it_validates_the_form() -> None:
     source = inspect.getsource(application.Admin.edit)
     assert source.index("edit_context(request)") < source.index("form.validate()")
     assert source.index("get_object_for_edit(request)") < source.index("update_model(")
+
+
+def test_sqladmin_base_page_opens_with_an_english_root_that_the_loader_makes_the_readers(
+    settings: Settings, database: Database
+) -> None:
+    admin = CustodianAdmin(Starlette(), settings=settings, database=database)
+    environment = admin.templates.env
+    assert environment.loader is not None
+    shipped = Path(sqladmin.__file__).parent / "templates" / "sqladmin" / "base.html"
+    assert ENGLISH_ROOT in shipped.read_text()
+    source, _filename, _uptodate = environment.loader.get_source(environment, SQLADMIN_BASE_PAGE)
+    assert ENGLISH_ROOT not in source and '<html lang="{{ active_locale() }}">' in source
