@@ -35,8 +35,11 @@ def runserver(host: str, port: int, reload: bool, workers: int) -> None:
         raise click.UsageError("--reload restarts a single process: use it without --workers.")
     settings = current_settings()  # fail here, in one line, on bad settings
     plural = "s" if workers > 1 else ""
+    # The loopback address by its name: passkeys (WebAuthn) work at a domain name, never at an IP.
+    shown_host = "localhost" if host == "127.0.0.1" else host
     click.echo(
-        f"Custodian ({settings.environment.value}) on http://{host}:{port}/admin, {workers} worker{plural}"
+        f"Custodian ({settings.environment.value}) on http://{shown_host}:{port}/admin, "
+        f"{workers} worker{plural}"
     )
     with _shared_metrics(settings, workers=workers):
         uvicorn.run(

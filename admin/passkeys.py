@@ -20,6 +20,7 @@ and origin (fine behind a proxy that keeps the Host header; set both in producti
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -58,15 +59,33 @@ SERVICE_SENTENCES = (
     i18n.lazy_gettext("You have no such passkey: it may have been removed already."),
     i18n.lazy_gettext("Send a JSON object from the passkey buttons of this admin."),
 )
+AT_AN_ADDRESS = i18n.lazy_gettext(
+    "Passkeys work at the site's name, not at an IP address: open the admin at its name "
+    "(http://localhost:8000 rather than http://127.0.0.1:8000), or set WEBAUTHN_RP_ID."
+)
 NOT_JSON = "Send a JSON object from the passkey buttons of this admin."
 MAX_ID_LENGTH = 20
 
 
 def relying_party(request: Request, settings: Settings) -> RelyingParty:
-    """The RP id and origin: the settings', else this request's host and origin."""
+    """The RP id and origin: the settings', else this request's host and origin.
+
+    Raises `ValidationFailed` when the page was opened at an IP address: browsers accept only a
+    domain name as the RP id, and would refuse with an error the page cannot explain.
+    """
     host = request.url.hostname or ""
+    if not settings.webauthn_rp_id and _is_ip_address(host):
+        raise ValidationFailed({"": [AT_AN_ADDRESS]}, AT_AN_ADDRESS)
     origin = f"{request.url.scheme}://{request.url.netloc}"
     return RelyingParty(id=settings.webauthn_rp_id or host, origin=settings.webauthn_origin or origin)
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def wants_json(request: Request) -> bool:
@@ -163,8 +182,8 @@ async def sign_in_step(request: Request) -> Response:
     uow = await request_uow(request)
     auth = AuthService(uow)
     token = str(request.session.get(SESSION_TOKEN_KEY, ""))
-    rp = relying_party(request, uow.settings)
     try:
+        rp = relying_party(request, uow.settings)
         body = await json_body(request)
         if body.get("step") == "options":
             ceremony = await auth.passkey_options(token, rp)

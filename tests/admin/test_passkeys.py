@@ -210,3 +210,16 @@ async def test_the_owner_removes_a_passkey_with_a_form_and_nobody_else(
     session.expire_all()
     assert await session.scalar(select(Passkey).where(Passkey.user_id == _id(ada))) is None
     assert two_factor.PASSKEY_REMOVED in await _actions(session, _id(ada))
+
+
+async def test_a_page_opened_at_an_ip_address_is_told_to_use_the_sites_name(
+    new_client: ClientFactory,
+) -> None:
+    """Browsers take only a domain name as the RP id: say so, rather than let the browser refuse."""
+    client = await new_client()
+    token = await page_token(client, "/admin/me")
+    content = httpx.Request("POST", "/", json={"name": "laptop"}).content
+    headers = {"content-type": "application/json", "x-csrf-token": token, "host": "127.0.0.1:8000"}
+    refused = await client.post("/admin/passkeys/options", content=content, headers=headers)
+    assert refused.status_code == 400, refused.text
+    assert "not at an IP address" in refused.json()["error"]
