@@ -20,11 +20,14 @@ from sqlalchemy import Enum as EnumType
 from sqlalchemy.orm import ColumnProperty
 from wtforms import Field, Form
 from wtforms.fields.core import UnboundField
+from wtforms.meta import DefaultMeta
 from wtforms.widgets import Input, TextArea
 
 from backend.errors import Conflict
 from backend.values import InvalidValue, parse_int
 
+# The class Tabler draws a field type with, as SQLAdmin's converter gives it (`StyledForm`).
+_TABLER_CLASS = {"BooleanField": "form-check-input"}
 # The hidden field an edit form carries the record's version in.
 VERSION_FIELD = "_version"
 # The `version` column is an INTEGER; versions start at 1.
@@ -149,3 +152,18 @@ def missing_version(noun: str) -> Conflict:
         f"This form does not say which version of the {noun} it was opened at, so saving it could "
         "overwrite someone else's change. Nothing was saved; reload the page and make your change again."
     )
+
+
+class StyledForm(Form):
+    """A form of our own pages drawn like SQLAdmin's generated ones (Tabler classes on each field).
+
+    SQLAdmin's converter gives its fields `form-control` (`form-check-input` for checkboxes); a
+    form written by hand gets the same at render time, unless a field names its own class.
+    """
+
+    class Meta(DefaultMeta):
+        def render_field(self, field: Field, render_kw: Any) -> Any:
+            named = {**(field.render_kw or {}), **dict(render_kw)}
+            if "class" not in named and "class_" not in named:
+                render_kw = {**dict(render_kw), "class": _TABLER_CLASS.get(field.type, "form-control")}
+            return super().render_field(field, render_kw)

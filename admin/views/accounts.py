@@ -16,6 +16,7 @@ from wtforms.validators import EqualTo, InputRequired, Length, Optional
 from admin import outcomes
 from admin.auth import current_actor
 from admin.controls import RowAction
+from admin.forms import StyledForm
 from admin.i18n import gettext, lazy_gettext, translated
 from admin.params import query_ids
 from admin.requests import request_uow
@@ -34,7 +35,7 @@ CHANGING = "change the account of"
 DELETING = "delete the account of"
 
 
-class UserCreateForm(Form):
+class UserCreateForm(StyledForm):
     username = StringField(lazy_gettext("Username"), validators=[InputRequired(), Length(max=150)])
     email = StringField(lazy_gettext("Email"), validators=[Optional(), Length(max=254)])
     password = PasswordField(
@@ -49,14 +50,14 @@ class UserCreateForm(Form):
     is_superuser = BooleanField(lazy_gettext("Superuser (every permission)"))
 
 
-class UserEditForm(Form):
+class UserEditForm(StyledForm):
     email = StringField(lazy_gettext("Email"), validators=[Optional(), Length(max=254)])
     roles = SelectMultipleField(lazy_gettext("Roles"), choices=[], validate_choice=True)
     is_active = BooleanField(lazy_gettext("Active"))
     is_superuser = BooleanField(lazy_gettext("Superuser (every permission)"))
 
 
-class SetPasswordForm(Form):
+class SetPasswordForm(StyledForm):
     password = PasswordField(
         lazy_gettext("New password"), validators=[InputRequired(), Length(max=MAX_PASSWORD_LENGTH)]
     )
@@ -180,8 +181,10 @@ class UserAdmin(ServiceModelView, model=User):
 
     @action(
         "reset-two-factor",
-        "Reset two-factor sign-in",
-        "Reset the second factor of the selected users? Their sessions end; they set it up again.",
+        lazy_gettext("Reset two-factor sign-in"),
+        lazy_gettext(
+            "Reset the second factor of the selected users? Their sessions end; they set it up again."
+        ),
         add_in_list=False,
     )
     async def reset_two_factor(self, request: Request) -> Response:
@@ -241,7 +244,7 @@ class UserAdmin(ServiceModelView, model=User):
         )
 
 
-class RoleForm(Form):
+class RoleForm(StyledForm):
     name = StringField(lazy_gettext("Name"), validators=[InputRequired(), Length(max=80)])
     description = TextAreaField(lazy_gettext("Description"), validators=[Optional(), Length(max=2000)])
     permissions = SelectMultipleField("Permissions", choices=[], validate_choice=True)

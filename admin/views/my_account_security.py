@@ -20,11 +20,12 @@ from sqladmin import BaseView, expose
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from wtforms import Form, PasswordField
+from wtforms import PasswordField
 from wtforms.validators import EqualTo, InputRequired, Length
 
 from admin import i18n, outcomes
 from admin.auth import SESSION_TOKEN_KEY, client_address, current_actor, start_session
+from admin.forms import StyledForm
 from admin.requests import request_uow
 from backend.auth.passwords import MAX_PASSWORD_LENGTH
 from backend.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -76,7 +77,7 @@ def short_agent(user_agent: str) -> str:
     return text if len(text) <= AGENT_LIMIT else text[: AGENT_LIMIT - 1] + "…"
 
 
-class ChangePasswordForm(Form):
+class ChangePasswordForm(StyledForm):
     # No length limit on the current password: a longer one is a wrong one, counted as such.
     current_password = PasswordField(
         i18n.lazy_gettext("Current password"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import httpx
@@ -80,6 +81,18 @@ async def test_my_account_links_both_pages(new_client: ClientFactory) -> None:
     assert f'href="http://testserver{SESSIONS_PAGE}"' in page.text
     form = await client.get(PASSWORD_PAGE)
     assert form.status_code == 200 and 'name="current_password"' in form.text
+
+
+async def test_hand_written_forms_are_drawn_like_sqladmins(new_client: ClientFactory) -> None:
+    """Our own forms (StyledForm) carry Tabler's classes, as SQLAdmin's generated ones do."""
+    page = (await (await new_client()).get("/admin/me/password")).text
+    for name in ("current_password", "password", "password_confirm"):
+        field = re.search(rf'<input[^>]*name="{name}"[^>]*>', page)
+        assert field and 'class="form-control"' in field.group(0), name
+    superuser = await new_client(superuser=True)
+    create = (await superuser.get("/admin/user/create")).text
+    assert re.search(r'<input[^>]*class="form-check-input"[^>]*name="is_active"', create)
+    assert re.search(r'<input[^>]*class="form-control"[^>]*name="username"', create)
 
 
 async def test_a_wrong_current_password_is_a_form_error_and_is_throttled(
