@@ -9,6 +9,7 @@ from backend.cli.output import say
 from backend.db.uow import UnitOfWork
 from backend.errors import AppError
 from backend.models import Role, User
+from backend.services.passkeys import PasskeyService
 from backend.services.permissions import SyncReport, sync_permissions
 from backend.services.roles import RoleService
 from backend.services.two_factor import TwoFactorService
@@ -143,14 +144,20 @@ def users_reset_two_factor(username: str) -> None:
 
 @users_group.command("list")
 def users_list() -> None:
-    """List users with their roles and whether they use two-factor sign-in (2fa)."""
-    found = run(in_unit_of_work(lambda uow: UserService(uow).list_with_roles(), writes=False))
+    """List users with their roles and second factors (2fa: an authenticator app; passkeys: N)."""
+
+    async def users_and_passkeys(uow: UnitOfWork) -> tuple[list[User], dict[int, int]]:
+        users = await UserService(uow).list_with_roles()
+        return users, await PasskeyService(uow).counts([user.id for user in users])
+
+    found, passkeys = run(in_unit_of_work(users_and_passkeys, writes=False))
     for user in found:
         flags = [
             flag
             for flag, on in (
                 ("superuser", user.is_superuser),
                 ("2fa", user.totp_enrolled_at is not None),
+                (f"passkeys: {passkeys.get(user.id, 0)}", user.id in passkeys),
                 ("inactive", not user.is_active),
             )
             if on

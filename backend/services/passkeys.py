@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -137,6 +138,17 @@ class PasskeyService:
             select(func.count()).select_from(Passkey).where(Passkey.user_id == user_id)
         )
         return int(total or 0)
+
+    async def counts(self, user_ids: Collection[int]) -> dict[int, int]:
+        """How many passkeys each of these users holds (users without one are left out)."""
+        if not user_ids:
+            return {}
+        rows = await self.uow.session.execute(
+            select(Passkey.user_id, func.count())
+            .where(Passkey.user_id.in_(list(user_ids)))
+            .group_by(Passkey.user_id)
+        )
+        return {int(user_id): int(count) for user_id, count in rows.all()}
 
     # Registration --------------------------------------------------------------------------------
 

@@ -1,13 +1,21 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 
+import pyotp
 import pytest
 from sqlalchemy.engine import make_url
 
+from backend.auth.actor import Actor
+from backend.db.session import Database
+from backend.db.uow import unit_of_work
+from backend.models.two_factor import Passkey
+from backend.services.two_factor import TwoFactorService
+from backend.services.users import UserService
 from tests.cli.conftest import Runner, run_manage_py
-from tests.databases import TEST_SECRET_KEY
+from tests.databases import TEST_SECRET_KEY, make_settings
 
 PASSWORD = "cli-password-that-is-long"
 
@@ -149,3 +157,38 @@ def test_listings_and_dry_runs_read_without_the_write_lock(cli: Runner, db_url: 
     finally:
         writer.rollback()
         writer.close()
+
+
+def test_users_list_shows_second_factors_and_reset_2fa_clears_them(cli: Runner, db_url: str) -> None:
+    for username in ("root", "keyholder"):
+        made = cli("users", "create", "--username", username, "--password", PASSWORD, url=db_url)
+        assert made.code == 0, made.err
+
+    async def enrol() -> None:
+        database = Database(make_settings(db_url))
+        try:
+            async with unit_of_work(database, Actor.system("tests")) as uow:
+                users = (
+                    await UserService(uow).get_by_username("root"),
+                    await UserService(uow).get_by_username("keyholder"),
+                )
+                await TwoFactorService(uow).enrol_with_secret(users[0].id, pyotp.random_base32())
+                uow.session.add(
+                    Passkey(user_id=users[1].id, name="laptop", credential_id="cred-1", public_key=b"k")
+                )
+                await uow.commit()
+        finally:
+            await database.dispose()
+
+    asyncio.run(enrol())
+    listing = {line.split()[0]: line for line in cli("users", "list", url=db_url).out.splitlines()[:-1]}
+    assert listing["root"].endswith("[2fa]") and "passkeys" not in listing["root"]
+    assert listing["keyholder"].endswith("[passkeys: 1]")
+
+    reset = cli("users", "reset-2fa", "root", url=db_url)
+    assert reset.code == 0, reset.err
+    assert reset.out.strip() == "Two-factor sign-in for root was reset; their sessions were ended."
+    after = {line.split()[0]: line for line in cli("users", "list", url=db_url).out.splitlines()[:-1]}
+    assert "[2fa]" not in after["root"]
+    unknown = cli("users", "reset-2fa", "nobody", url=db_url)
+    assert unknown.code != 0 and len(unknown.err.strip().splitlines()) == 1 and "nobody" in unknown.err
