@@ -306,9 +306,15 @@ class TwoFactorService:
         return True
 
     async def clear(self, user: User) -> None:
-        """Forget the user's secret and recovery codes (removal, or an administrator's reset)."""
+        """Forget the user's secret and recovery codes (the owner turns the authenticator app off)."""
         await self._store(user, totp_secret=None, totp_enrolled_at=None, totp_last_step=None)
         await self.uow.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+
+    async def forget_every_factor(self, user: User) -> None:
+        """An administrator's reset: the app, the recovery codes and every passkey. A lost or stolen
+        device must not keep the account's second factor, nor hold its owner out."""
+        await self.clear(user)
+        await self.uow.session.execute(delete(Passkey).where(Passkey.user_id == user.id))
 
     async def set_role_requirement(self, role_name: str, *, required: bool) -> Role:
         """Make the role's holders need a second factor, or not (needs `role.change`); audited."""

@@ -126,7 +126,8 @@ class UserService(CrudService[User, UserCreate, UserUpdate]):
         return user
 
     async def reset_two_factor(self, user_id: object) -> User:
-        """Forget the user's second factor and recovery codes (needs `user.change`), end their sessions.
+        """Forget the user's second factors: app, recovery codes, passkeys (needs `user.change`); end
+        their sessions.
 
         Under the account-authority rule (never for an account holding more than the actor).
         The user sets it up again at their next sign-in when policy requires it. Audited as
@@ -136,9 +137,9 @@ class UserService(CrudService[User, UserCreate, UserUpdate]):
         user = await self._get_live(user_id)
         await self._require_authority(user, doing="reset the second factor of")
         factors = TwoFactorService(self.uow)
-        if user.totp_enrolled_at is None:
+        if not await factors.has_second_factor(user):
             raise Conflict(f"{user.username} has no second factor to reset.")
-        await factors.clear(user)
+        await factors.forget_every_factor(user)
         await self._end_sessions(user)
         factors.record(user, RESET)
         return user

@@ -188,7 +188,9 @@ def test_users_list_shows_second_factors_and_reset_2fa_clears_them(cli: Runner, 
     reset = cli("users", "reset-2fa", "root", url=db_url)
     assert reset.code == 0, reset.err
     assert reset.out.strip() == "Two-factor sign-in for root was reset; their sessions were ended."
+    # A lost passkey must not outlive the reset, nor keep its owner out: passkeys go too.
+    assert cli("users", "reset-2fa", "keyholder", url=db_url).code == 0
     after = {line.split()[0]: line for line in cli("users", "list", url=db_url).out.splitlines()[:-1]}
-    assert "[2fa]" not in after["root"]
+    assert "[2fa]" not in after["root"] and "passkeys" not in after["keyholder"]
     unknown = cli("users", "reset-2fa", "nobody", url=db_url)
     assert unknown.code != 0 and len(unknown.err.strip().splitlines()) == 1 and "nobody" in unknown.err
