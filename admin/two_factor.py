@@ -157,6 +157,34 @@ class TwoFactorView(PasskeyRoutes, BaseView):
         context = {"codes": codes, "continue_to": continue_to}
         return await self.templates.TemplateResponse(request, "custodian/two_factor_recovery.html", context)
 
+    @expose("/two-factor/recovery-codes", methods=["POST"], identity="two-factor-recovery-codes")
+    async def recovery_codes(self, request: Request) -> Response:
+        """Ten new recovery codes, proven with a current code, shown once; the old ones stop working."""
+        actor = current_actor(request)
+        if actor.user_id is None:
+            raise HTTPException(status_code=403)
+        me = str(request.url_for("admin:view-me"))
+        uow = await request_uow(request)
+        auth = AuthService(uow)
+        throttled = await auth.code_throttled(actor.username, client_address(request))
+        if throttled:
+            outcomes.refused(request, i18n.gettext(throttled))
+            return RedirectResponse(me, status_code=303)
+        code = _text(await request.form(), "code")
+        try:
+            codes = await TwoFactorService(uow).renew_recovery_codes(actor.user_id, code)
+        except AppError as exc:
+            outcomes.refused(request, i18n.gettext(exc.message))
+            return RedirectResponse(me, status_code=303)
+        if codes is None:
+            auth.count_failed_code(actor.username, client_address(request))
+            await uow.commit()
+            outcomes.refused(request, i18n.gettext(WRONG_CODE))
+            return RedirectResponse(me, status_code=303)
+        await uow.commit()
+        context = {"codes": codes, "continue_to": me, "renewed": True}
+        return await self.templates.TemplateResponse(request, "custodian/two_factor_recovery.html", context)
+
     @expose("/two-factor/remove", methods=["POST"], identity="two-factor-remove")
     async def remove(self, request: Request) -> Response:
         actor = current_actor(request)

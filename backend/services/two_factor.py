@@ -55,6 +55,7 @@ CHALLENGE_MINUTES = 5
 # The audit actions (at most 20 characters, the column's width).
 ENROLLED, REMOVED, RESET = "two_factor_enrolled", "two_factor_removed", "two_factor_reset"
 PASSED, FAILED, RECOVERY_USED = "two_factor_passed", "two_factor_failed", "recovery_code_used"
+RECOVERY_RENEWED = "recovery_renewed"
 # Passkeys (backend/services/passkeys.py): the same trail, their own actions.
 PASSKEY_ADDED, PASSKEY_REMOVED = "passkey_added", "passkey_removed"
 PASSKEY_PASSED, PASSKEY_FAILED = "passkey_passed", "passkey_failed"
@@ -65,6 +66,7 @@ EVENTS = (
     PASSED,
     FAILED,
     RECOVERY_USED,
+    RECOVERY_RENEWED,
     PASSKEY_ADDED,
     PASSKEY_REMOVED,
     PASSKEY_PASSED,
@@ -304,6 +306,22 @@ class TwoFactorService:
         await self.clear(user)
         self.record(user, REMOVED)
         return True
+
+    async def renew_recovery_codes(self, user_id: int, code: str) -> list[str] | None:
+        """Ten new recovery codes for the owner, proven with a current code; the old ones stop working.
+
+        None for a wrong code (nothing renewed; audited, the caller counts it toward throttling).
+        Raises `PermissionDenied` for another account, `Conflict` when no app is set up (recovery
+        codes belong to it), `ValidationFailed` for input that is no code.
+        """
+        if self.uow.actor.user_id != user_id:
+            raise PermissionDenied("Only the account's owner renews their recovery codes.")
+        user = await self._user(user_id)
+        if await self.check(user, code) is None:
+            return None
+        codes = await self._new_recovery_codes(user.id)
+        self.record(user, RECOVERY_RENEWED)
+        return codes
 
     async def clear(self, user: User) -> None:
         """Forget the user's secret and recovery codes (the owner turns the authenticator app off)."""

@@ -269,6 +269,36 @@ async def test_a_required_factor_cannot_be_turned_off_an_optional_one_can(
     assert two_factor.REMOVED in await _actions(session, client.user_id)  # type: ignore[attr-defined]
 
 
+async def test_the_owner_renews_recovery_codes_with_a_current_code_and_the_old_ones_stop_working(
+    app: Starlette, new_client: ClientFactory, session: AsyncSession
+) -> None:
+    client, secret, old_codes = await _enrolled_client(new_client, roles=["viewer"])
+    page = (await client.get("/admin/me")).text
+    assert 'id="recovery-codes-form"' in page
+    token = csrf_from(page)
+    renew = "/admin/two-factor/recovery-codes"
+    assert (await client.post(renew, data={"code": totp_code(secret, 1)})).status_code == 403  # no CSRF
+    wrong = await client.post(renew, data={"code": _wrong(secret), "csrf_token": token})
+    assert wrong.status_code == 303 and "used already" in (await client.get("/admin/me")).text
+    renewed = await client.post(renew, data={"code": totp_code(secret, 1), "csrf_token": token})
+    assert renewed.status_code == 200 and "New recovery codes" in renewed.text
+    new_codes = [line.strip() for line in renewed.text.split("<li>")[1:]]
+    new_codes = [code.split("</li>")[0] for code in new_codes]
+    assert len(new_codes) == 10 and not set(new_codes) & set(old_codes)
+    actions = await _actions(session, client.user_id)  # type: ignore[attr-defined]
+    assert two_factor.RECOVERY_RENEWED in actions and two_factor.FAILED in actions
+
+    username = client.username  # type: ignore[attr-defined]
+    pending = await _pending(app, username)
+    token = csrf_from((await pending.get(CODE_PAGE)).text)
+    old = await pending.post(CODE_PAGE, data={"code": old_codes[1], "csrf_token": token})
+    assert old.status_code == 400
+    assert (
+        await pending.post(CODE_PAGE, data={"code": new_codes[0], "csrf_token": token})
+    ).status_code == 302
+    await pending.aclose()
+
+
 # The administrator's reset ----------------------------------------------------------------------
 
 
