@@ -3,7 +3,7 @@
 Debian's `pgbouncer` package (installed with apt-get when missing and we are
 root, as ./dev does for Chromium) listens on a free loopback port with its own
 ini file in a temporary folder and forwards every database name to the server
-of `TEST_DATABASE_URL`. Its reset query is the one the app's recipe needs
+of `TEST_DATABASE_URL` (or of the URL it is given). Its reset query is the one the app's recipe needs
 (backend/db/pooling.py). A PgBouncer that cannot be started fails the test, with
 the reason; it is never skipped.
 """
@@ -82,8 +82,8 @@ class PgBouncer:
         )
 
 
-def _ini(folder: Path, port: int) -> str:
-    server = make_url(postgres_server_url())
+def _ini(folder: Path, port: int, server_url: str) -> str:
+    server = make_url(server_url)
     return f"""\
 [databases]
 * = host={server.host or HOST} port={server.port or 5432}
@@ -127,15 +127,20 @@ def _cannot(reason: str) -> None:
 
 
 @contextmanager
-def running_pgbouncer() -> Iterator[PgBouncer]:
-    """Install if needed, start, yield, and always stop a PgBouncer; its folder is removed at the end."""
+def running_pgbouncer(server_url: str | None = None) -> Iterator[PgBouncer]:
+    """Install if needed, start, yield, and always stop a PgBouncer; its folder is removed at the end.
+
+    It forwards to the server of `server_url` (default: the test cluster's); bench/load.py puts it
+    in front of the primary of a `tests.replica.replicated_pair`.
+    """
     if not _installed():
         _cannot(f"{PGBOUNCER} is missing and cannot be installed here (needs root and apt-get)")
+    server_url = server_url or postgres_server_url()
     folder = Path(tempfile.mkdtemp(prefix="custodian-pgbouncer-"))
-    user = make_url(postgres_server_url()).username or RUN_AS
+    user = make_url(server_url).username or RUN_AS
     try:
         port = free_port()
-        (folder / "pgbouncer.ini").write_text(_ini(folder, port))
+        (folder / "pgbouncer.ini").write_text(_ini(folder, port, server_url))
         (folder / "userlist.txt").write_text(f'"{user}" ""\n')
         if os.geteuid() == 0:
             shutil.chown(folder, RUN_AS)
