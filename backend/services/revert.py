@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import inspect
+from sqlalchemy.orm import RelationshipProperty
 
 from backend.db.audit import BOOKKEEPING_FIELDS, event_entry, jsonable, record_label
 from backend.db.policy import policy_of
@@ -27,6 +28,7 @@ from backend.repositories.audit import AuditEntryRepository
 from backend.services.base import CrudService
 from backend.services.history import REVERT_ACTION, Related, RelatedLabels, references, replay
 from backend.services.masking import MASK, can_see, label_for, shown
+from backend.services.references import collections
 from backend.services.registry import service_for
 from backend.values import InvalidValue, parse_id
 
@@ -221,7 +223,60 @@ class Reverter:
                 values[name] = then
             change = FieldChange(name, today, then, problem is None, problem or "", today_ref, then_ref)
             changes.append(change)
+        for field_name, relation in collections(model).items():
+            members, ids = await self._collection(service, obj, state, field_name, relation, settable)
+            if members is None:
+                continue
+            changes.append(members)
+            if members.reverted:
+                values[field_name] = ids
+            elif members.note and field_name in settable:
+                problems.append(members.note)
         return changes, values, problems
+
+    async def _collection(
+        self,
+        service: CrudService[Any, Any, Any],
+        obj: Any,
+        state: dict[str, Any],
+        field_name: str,
+        relation: RelationshipProperty[Any],
+        settable: set[str],
+    ) -> tuple[FieldChange | None, list[int]]:
+        """A many-to-many collection (`tags`) as the version had it, set again through its input
+        (`tag_ids`). The trail names its members by label; each must name one live record today,
+        found by the related model's natural key (a tag by its name)."""
+        key = relation.key
+        if key not in state:
+            return None, []
+        await self.uow.session.refresh(obj, attribute_names=[key])
+        today = sorted(str(member) for member in getattr(obj, key))
+        then = sorted(str(label) for label in state[key] or [])
+        if today == then:
+            return None, []
+        shown_today, shown_then = ", ".join(today) or "—", ", ".join(then) or "—"
+        if field_name not in settable:
+            note = "Not reverted: it is not set by hand (it follows other records)."
+            return FieldChange(key, shown_today, shown_then, False, note), []
+        target = relation.mapper.class_
+        natural_key = policy_of(target).natural_key
+        noun = str(target.__tablename__).replace("_", " ")
+        if natural_key is None:
+            note = f"The {key} cannot be put back: a {noun} has no unique name to find it by."
+            return FieldChange(key, shown_today, shown_then, False, note), []
+        column = getattr(target, natural_key)
+        rows = await self.uow.repo(target).list(where=[column.in_(then)], include_deleted=True)
+        by_label = {str(getattr(row, natural_key)): row for row in rows}
+        for label in then:
+            row = by_label.get(label)
+            if row is None:
+                return FieldChange(
+                    key, shown_today, shown_then, False, f"The {noun} {label} no longer exists."
+                ), []
+            if getattr(row, "deleted_at", None) is not None:
+                note = f"The {noun} {label} is in the trash now: restore it first."
+                return FieldChange(key, shown_today, shown_then, False, note), []
+        return FieldChange(key, shown_today, shown_then, True), sorted(by_label[label].id for label in then)
 
     async def _related(self, target: type[Any] | None, *ids: Any) -> tuple[Related | None, Related | None]:
         if target is None:

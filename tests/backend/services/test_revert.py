@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.actor import Actor
 from backend.db.uow import UnitOfWork
 from backend.errors import Conflict, NotFound, PermissionDenied
-from backend.models import AuditEntry, Product
-from backend.services.catalog import CategoryService, ProductService
+from backend.models import AuditEntry, Product, Tag
+from backend.services.catalog import CategoryService, ProductService, TagService
 from backend.services.customers import CustomerService
 from backend.services.history import AuditLog
 from backend.services.masking import MASK
 from backend.services.revert import Reverter
-from tests.factories import make_category
+from tests.factories import make_category, make_tag
 
 
 async def _entries(session: AsyncSession, table: str, pk: int) -> list[AuditEntry]:
@@ -154,3 +154,29 @@ async def test_personal_data_the_actor_may_not_see_is_masked_and_kept(
     assert "example.com" not in repr(plan)
     await Reverter(clerk).revert("customer", str(customer.id), created.id, expected_version=customer.version)
     assert (customer.name, customer.email) == ("Pia", "pia.b@example.com")
+
+
+async def test_a_products_tags_are_put_back_and_a_tag_in_the_trash_is_refused(
+    system_uow: UnitOfWork, session: AsyncSession
+) -> None:
+    steel, gift, sale = [await make_tag(session, name=name) for name in ("steel", "gift", "sale")]
+    product = await _product(system_uow, session, tag_ids=[steel.id, gift.id])  # type: ignore[arg-type]
+    created = (await _entries(session, "product", product.id))[0]
+    await ProductService(system_uow).update(product.id, {"tag_ids": [sale.id]})
+
+    reverter = Reverter(system_uow)
+    plan = await reverter.plan("product", str(product.id), created.id)
+    tags = next(change for change in plan.changes if change.field == "tags")
+    assert (tags.today, tags.then, tags.reverted) == ("sale", "gift, steel", True)
+    assert plan.values["tag_ids"] == sorted([steel.id, gift.id])
+
+    await TagService(system_uow).delete(gift.id)
+    refused = await reverter.plan("product", str(product.id), created.id)
+    assert refused.problems == ["The tag gift is in the trash now: restore it first."]
+    with pytest.raises(Conflict, match="The tag gift is in the trash now"):
+        await reverter.revert("product", str(product.id), created.id, expected_version=product.version)
+
+    await session.execute(update(Tag).where(Tag.id == gift.id).values(deleted_at=None))
+    await reverter.revert("product", str(product.id), created.id, expected_version=product.version)
+    await session.refresh(product, attribute_names=["tags"])
+    assert sorted(tag.name for tag in product.tags) == ["gift", "steel"]
