@@ -12,15 +12,17 @@ from __future__ import annotations
 import builtins
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from sqladmin import ModelView
 from sqlalchemy import inspect as sa_inspect
 from starlette.requests import Request
 
-_cache: WeakKeyDictionary[ModelView, ViewColumns] = WeakKeyDictionary()
+from admin.i18n import gettext
+
+# Where a view keeps its `ViewColumns` (in its own __dict__: a list page asks a few thousand times).
+_CACHE_ATTRIBUTE = "custodian_view_columns"
 
 
 def name_of(column: Any) -> str:
@@ -63,6 +65,10 @@ class ViewColumns:
     labels: Mapping[str, str]
     list_formatters: Mapping[str, CellFormatter]
     type_formatters: Mapping[type, Callable[[Any], Any]]
+    # The formatter found for each type of value shown so far (None: shown as it is).
+    _by_type: dict[type, Callable[[Any], Any] | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def of(cls, view: ModelView) -> ViewColumns:
@@ -80,7 +86,8 @@ class ViewColumns:
         )
 
     def label(self, name: str) -> str:
-        return self.labels.get(name, name)
+        """The column's label in the request's language: the one place labels are translated."""
+        return gettext(self.labels.get(name, name))
 
     def is_relation(self, name: str) -> bool:
         return name in self.relations
@@ -91,19 +98,28 @@ class ViewColumns:
 
     def shown_value(self, value: Any) -> Any:
         """A plain value as the list shows it, through the view's `column_type_formatters` (None -> "")."""
-        formatters = self.type_formatters
-        formatter = formatters.get(type(value))
-        if formatter is None:
-            found = (formatters[base] for base in type(value).__bases__ if base in formatters)
-            formatter = next(found, None)
+        kind = type(value)
+        try:
+            formatter = self._by_type[kind]
+        except KeyError:
+            formatter = self._by_type[kind] = self._formatter_of(kind)
         return value if formatter is None else formatter(value)
+
+    def _formatter_of(self, kind: type) -> Callable[[Any], Any] | None:
+        """The formatter of `kind`: its own, else its first direct base's that has one."""
+        formatters = self.type_formatters
+        formatter = formatters.get(kind)
+        if formatter is None:
+            formatter = next((formatters[base] for base in kind.__bases__ if base in formatters), None)
+        return formatter
 
 
 def columns_of(view: ModelView) -> ViewColumns:
     """The view's `ViewColumns`, built on first use (after SQLAdmin and our views set their labels)."""
-    found = _cache.get(view)
+    found: ViewColumns | None = view.__dict__.get(_CACHE_ATTRIBUTE)
     if found is None:
-        found = _cache[view] = ViewColumns.of(view)
+        found = ViewColumns.of(view)
+        setattr(view, _CACHE_ATTRIBUTE, found)
     return found
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 
 from backend.models import AuthSession, LoginAttempt, Permission, User
 from backend.repositories.base import Repository
@@ -19,8 +19,69 @@ class SessionWithUser:
     permissions: frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """What the check of every request reads of a session: whether it is open, and since when used."""
+
+    id: int
+    revoked_at: datetime | None
+    pending_factor: str | None
+    expires_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUserRow:
+    """What the check of every request reads of the session's user: who, and whether they may act."""
+
+    id: int
+    username: str
+    is_active: bool
+    deleted_at: datetime | None
+    is_superuser: bool
+
+
+@dataclass(frozen=True)
+class SessionLookup:
+    session: SessionRow
+    user: SessionUserRow
+    permissions: frozenset[str]
+
+
+# Built once: every request runs it. Plain columns rather than entities: no ORM objects to load, track and
+# collect for a read whose result is a few values.
+_LOOKUP = with_role_permissions(
+    select(
+        AuthSession.id,
+        AuthSession.revoked_at,
+        AuthSession.pending_factor,
+        AuthSession.expires_at,
+        AuthSession.last_seen_at,
+        User.id,
+        User.username,
+        User.is_active,
+        User.deleted_at,
+        User.is_superuser,
+        Permission.codename,
+    ).join(User, User.id == AuthSession.user_id)
+).where(AuthSession.token_hash == bindparam("token_hash"))
+
+
 class AuthSessionRepository(Repository[AuthSession]):
     model = AuthSession
+
+    async def lookup(self, token_hash: str) -> SessionLookup | None:
+        """The session for `token_hash`, its user and their permission codenames, as plain values, in one
+        query: what each request's session check needs (`find` loads the entities, for writes)."""
+        rows = (await self.session.execute(_LOOKUP, {"token_hash": token_hash})).all()
+        if not rows:
+            return None
+        first = rows[0]
+        return SessionLookup(
+            session=SessionRow(first[0], first[1], first[2], first[3], first[4]),
+            user=SessionUserRow(first[5], first[6], bool(first[7]), first[8], bool(first[9])),
+            permissions=frozenset(row[10] for row in rows if row[10] is not None),
+        )
 
     async def find(self, token_hash: str) -> SessionWithUser | None:
         """The session for `token_hash` with its user and permission codenames, in one query."""

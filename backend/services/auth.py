@@ -240,7 +240,7 @@ class AuthService:
         """
         if not token:
             return None
-        found = await self.sessions.find(hash_token(token))
+        found = await self.sessions.lookup(hash_token(token))  # plain values: every request runs it
         if found is None:
             return None
         auth_session, user = found.session, found.user
