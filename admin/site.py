@@ -44,6 +44,7 @@ from admin.params import query_ids
 from admin.relations import bind_form_labels, masked_ajax_loaders, relation_label
 from admin.requests import RequestSessions
 from admin.sqladmin_adapter import action_route_prefix, speak_the_page_language
+from admin.urls import template_url_for
 from admin.views.base import ServiceModelView
 from backend.config import Environment, Settings
 from backend.db.session import Database
@@ -92,6 +93,7 @@ class CustodianAdmin(Admin):
         )
         i18n.install(self.templates.env)
         speak_the_page_language(self.templates.env)
+        self.templates.env.globals["url_for"] = template_url_for  # the same, with paths remembered
         self.templates.env.globals["csrf_token"] = csrf_token
         self.templates.env.globals["current_actor"] = current_actor
         self.templates.env.globals["relation_label"] = relation_label
@@ -208,7 +210,8 @@ class CustodianAdmin(Admin):
         try:
             await model_view.delete_models(request, pks)
         except AppError as exc:
-            return PlainTextResponse(exc.message, status_code=status_for(exc))
+            # The list page shows this text in its delete dialog: in the reader's language.
+            return PlainTextResponse(i18n.gettext(exc.message), status_code=status_for(exc))
         outcomes.moved_to_trash(request, model_view, deleted)
         url = URL(str(request.url_for("admin:list", identity=model_view.identity)))
         return PlainTextResponse(str(url))
