@@ -37,6 +37,7 @@ from admin.auth import CustodianAuthentication, current_actor
 from admin.locale.service_messages import MODEL_NAME_VALUES, NUMBER_VALUES, REASON_VALUES, SERVICE_MESSAGES
 from backend.auth.actor import Actor
 from backend.db.uow import unit_of_work
+from backend.labels import readable_label
 from backend.services.auth import LoginOutcome
 from backend.services.users import LANGUAGES, UserService
 
@@ -187,6 +188,13 @@ def translated_plural(singular: str, plural: str, n: int, **values: Any) -> str:
 def noun(word: str) -> str:
     """A model's name inside a sentence: lower case in English ("no product 5"), as written in German."""
     return word if active_locale() == "de" else word.lower()
+
+
+def model_name(table: str, *, in_sentence: bool = False) -> str:
+    """A model's name from its table, as the catalog names it: "order_item" -> "Order item"
+    ("Bestellposition"); `in_sentence` writes it as `noun` does ("order item" in English)."""
+    name = gettext(readable_label(table))
+    return noun(name) if in_sentence else name
 
 
 def supported(code: str | None) -> str | None:
@@ -341,4 +349,5 @@ def install(env: Environment) -> None:
         gettext, ngettext, newstyle=True
     )
     env.globals["active_locale"] = active_locale
+    env.globals["model_name"] = model_name
     env.globals["language_names"] = LANGUAGE_NAMES

@@ -35,9 +35,10 @@ from starlette.responses import RedirectResponse, Response
 
 from admin import outcomes
 from admin.auth import current_actor
+from admin.columns import columns_of
 from admin.controls import database_of
 from admin.formatting import number
-from admin.i18n import gettext, noun, translated, translated_plural
+from admin.i18n import gettext, model_name, noun, translated, translated_plural
 from admin.import_uploads import ClaimedUpload, UploadGone, UploadInfo, UploadStore
 from admin.job_submit import submit_job
 from admin.requests import request_uow
@@ -45,6 +46,7 @@ from backend.config import Settings
 from backend.db.uow import UnitOfWork
 from backend.errors import Conflict, PermissionDenied, ValidationFailed
 from backend.jobs.service import runs_as_job
+from backend.labels import readable_label
 from backend.services import masking
 from backend.services.exchange.fields import ExchangeField, exchange_fields, natural_key
 from backend.services.exchange.importing import (
@@ -79,10 +81,10 @@ def upload_body_limit(settings: Settings) -> int:
 
 
 def too_big(settings: Settings) -> str:
-    limit = size_text(settings.import_max_bytes)
-    return (
-        f"The file is larger than the import limit of {limit} (IMPORT_MAX_BYTES). "
-        "Split it into smaller files and import each one."
+    return translated(
+        "The file is larger than the import limit of %(limit)s (IMPORT_MAX_BYTES). "
+        "Split it into smaller files and import each one.",
+        limit=size_text(settings.import_max_bytes),
     )
 
 
@@ -99,7 +101,8 @@ def size_text(size: int) -> str:
 class ColumnHelp:
     """One header a file of this model may have, and what its cells hold."""
 
-    label: str
+    label: str  # as the admin names the column, in the reader's language
+    header: str  # what the file's first row may say (so may the English label, as an export writes it)
     hint: str
 
 
@@ -144,7 +147,7 @@ class FileImport(ModelView):
                 )
             report = await preview_import(uow, self.model, table, key=key, file_name=name, file_hash=digest)
         except (BadFile, ValidationFailed, PermissionDenied) as exc:
-            return await self._upload_page(request, uow.settings, error=exc.message, key=key)
+            return await self._upload_page(request, uow.settings, error=gettext(exc.message), key=key)
         stored = await run_in_threadpool(
             _store(uow.settings).store,
             data,
@@ -167,7 +170,7 @@ class FileImport(ModelView):
                 _store(uow.settings).claim, _text(form, "token"), user_id=_user_id(request), table=self._table
             )
         except UploadGone as exc:
-            raise HTTPException(status_code=404, detail=exc.message) from exc
+            raise HTTPException(status_code=404, detail=gettext(exc.message)) from exc
         try:
             return await self._import_now_or_as_job(
                 request,
@@ -222,7 +225,7 @@ class FileImport(ModelView):
             claimed.discard()
             status = 409 if isinstance(exc, Conflict) else 400
             return await self._upload_page(
-                request, uow.settings, error=exc.message, key=info.key, status=status
+                request, uow.settings, error=gettext(exc.message), key=info.key, status=status
             )
         if not report.written:
             claimed.put_back()
@@ -351,6 +354,7 @@ class FileImport(ModelView):
         context = {
             "model_view": self,
             "report": report,
+            "notes": [gettext(note) for note in report.notes],
             "totals": report.totals,
             "rows": ordered[:MAX_SHOWN_ROWS],
             "more": max(0, len(ordered) - MAX_SHOWN_ROWS),
@@ -381,15 +385,23 @@ class FileImport(ModelView):
     def _match_choices(self) -> list[tuple[str, str]]:
         """(field, label) of what rows may be matched by: the natural key first, when there is one."""
         natural = natural_key(self.model)
-        return [(natural, self._label(natural)), ("id", "ID")] if natural != "id" else [("id", "ID")]
+        by_id = ("id", self._label("id"))
+        return [(natural, self._label(natural)), by_id] if natural != "id" else [by_id]
 
     def _label(self, name: str) -> str:
-        return next((item.label for item in exchange_fields(self.model) if item.name == name), name)
+        """A field's label in the reader's language: the view's own for its column, as its list shows it."""
+        item = next((item for item in exchange_fields(self.model) if item.name == name), None)
+        return gettext(name) if item is None else self._field_label(item)
+
+    def _field_label(self, item: ExchangeField) -> str:
+        columns = columns_of(self)
+        column = item.relationship or item.name
+        return columns.label(column) if column in columns.labels else gettext(item.label)
 
     def _column_help(self, request: Request) -> list[ColumnHelp]:
         actor = current_actor(request)
         return [
-            ColumnHelp(item.label, _hint(self.model, item))
+            ColumnHelp(self._field_label(item), item.relationship or item.name, _hint(self.model, item))
             for item in exchange_fields(self.model)
             if masking.can_see(actor, self._table, item.name)
         ]
@@ -412,19 +424,20 @@ def shown_file_name(name: str) -> str:
 
 
 def _hint(model: type[Any], item: ExchangeField) -> str:
+    """What a column's cells hold, in the reader's language (the values a file holds stay as stored)."""
     if item.kind == "id":
-        return "A record's ID, when rows are matched by ID; empty for a new record."
+        return gettext("A record's ID, when rows are matched by ID; empty for a new record.")
     if item.target is None:
         column = sa_inspect(model).columns.get(item.name)
         kind = getattr(column, "type", None)
         if isinstance(kind, SAEnum) and kind.enum_class is not None:
-            return "One of: " + ", ".join(str(member.value) for member in kind.enum_class) + "."
+            return translated("One of: %(values)s.", values=", ".join(str(m.value) for m in kind.enum_class))
         return ""
-    noun = str(item.target.__tablename__).replace("_", " ")
-    named_by = "ID" if item.target_key == "id" else item.target_key.replace("_", " ")
+    target = model_name(str(item.target.__tablename__), in_sentence=True)
+    key = "ID" if item.target_key == "id" else noun(gettext(readable_label(item.target_key)))
     if item.kind == "references":
-        return f"Each {noun}'s {named_by}, separated by commas."
-    return f"The {noun}'s {named_by}."
+        return translated("Each %(target)s's %(key)s, separated by commas.", target=target, key=key)
+    return translated("The %(target)s's %(key)s.", target=target, key=key)
 
 
 def _store(settings: Settings) -> UploadStore:

@@ -110,4 +110,13 @@ FIXED_MESSAGES = (
     _("The request does not say it came from a page of this site."),
     _("Requests from an opaque origin are refused."),
     _("Cross-site requests are refused."),
+    # Imports: how a file was read, a file refused, an upload gone (backend/services/exchange, admin).
+    _("Read as Windows-1252: the file is not UTF-8."),
+    _("The file is empty."),
+    _("The file is empty: it has no header row and no data."),
+    _("The file has a header row but no data rows."),
+    _(
+        "This upload is no longer available: it was imported already, it is more than a day old, "
+        "or it was not uploaded by you. Upload the file again."
+    ),
 )

@@ -8,7 +8,8 @@ admin translates a message (`i18n.gettext`: flash messages, form errors, error p
 
 - A placeholder in `MODEL_NAME_VALUES` holds a model's name ("product", "order item"): it is
   shown as the catalog names the model ("Produkt").
-- A placeholder in `REASON_VALUES` holds another service sentence: it is translated too.
+- A placeholder in `REASON_VALUES` holds another message of the catalog (a service sentence, a
+  column's label such as "SKU"): it is translated too.
 - A placeholder in `NUMBER_VALUES` matches a number only; every value is shown as it is.
 - Any other value (a name, a SKU, a date) is shown as it is.
 
@@ -20,7 +21,7 @@ tests/admin/test_i18n.py checks that every pattern has one with the same placeho
 from __future__ import annotations
 
 MODEL_NAME_VALUES = frozenset({"noun", "thing"})
-REASON_VALUES = frozenset({"reason"})
+REASON_VALUES = frozenset({"reason", "label"})
 NUMBER_VALUES = frozenset({"id", "count", "minimum", "maximum", "limit"})
 
 
@@ -74,6 +75,10 @@ SERVICE_MESSAGES = (
     _("Not enough stock for %(sku)s."),
     _("%(sku)s is archived and cannot be ordered."),
     _("Order #%(id)s is %(status)s; its items can no longer change."),
+    # Imports: notes on how a file was read, and files or rows refused (backend/services/exchange).
+    _("The workbook has %(count)s sheets; only the first, %(sheet)s, was read."),
+    _("The file has no %(label)s column to match rows by."),
+    _("No %(noun)s named %(value)s."),
     # Permissions (backend/auth/authority.py, services/history.py).
     _("You do not have permission to do this (%(codename)s)."),
     _("You do not have permission to see the history of %(table)s records."),

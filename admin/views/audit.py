@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from admin import outcomes
 from admin.auth import current_actor
 from admin.controls import RowControls, admin_of
-from admin.i18n import gettext, lazy_gettext, translated
+from admin.i18n import gettext, lazy_gettext, model_name, translated
 from admin.params import path_id, query_date, query_id, query_int, query_optional_int, query_uuid
 from admin.requests import request_uow
 from backend.db.uow import UnitOfWork
@@ -138,7 +138,7 @@ class TrashView(BaseView):
             # The message comes back through the session, never the URL (a link could forge it).
             outcomes.refused(request, exc.message)
             return RedirectResponse(outcomes.back_to(request, trash_page), status_code=303)
-        record = f"{table.replace('_', ' ').capitalize()} {pk}"
+        record = f"{model_name(table)} {pk}"
         if what == "restore":
             outcomes.succeeded(request, translated("%(record)s was restored.", record=record))
         else:
@@ -250,7 +250,7 @@ class HistoryView(BaseView):
         entries = await AuditLog(uow).history(table, pk, include_children=True)
         own = [entry for entry in entries if entry.model == table and entry.action != REVERT_ACTION]
         # A record loaded in bulk (seed, fixtures) has no entries yet: its history is empty, not missing.
-        label = own[-1].object_repr if own else f"{table.replace('_', ' ')} {pk}"
+        label = own[-1].object_repr if own else f"{model_name(table, in_sentence=True)} {pk}"
         offered, revert_note = await Reverter(uow).offered(table, pk, entries)
         context = {
             "entries": entries,
@@ -292,7 +292,7 @@ class HistoryView(BaseView):
             outcomes.refused(request, exc.message)
             page = request.url_for("admin:view-history-revert", model=table, pk=pk, entry=entry_id)
             return RedirectResponse(str(page), status_code=303)
-        record = f"{plan.noun.capitalize()} “{plan.label}”"
+        record = f"{model_name(table)} “{plan.label}”"
         outcomes.succeeded(
             request,
             translated("%(record)s was reverted to the state of %(when)s.", record=record, when=plan.when),

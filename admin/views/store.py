@@ -16,6 +16,7 @@ from wtforms.validators import InputRequired, NumberRange, Optional
 from admin import outcomes
 from admin.dashboard import LowStockTable, OrdersPerDayChart, Widget
 from admin.filters import ChoiceFilter, DateRangeFilter, LiveForeignKeyFilter, RecentDateFilter
+from admin.i18n import gettext, lazy_gettext, translated
 from admin.inlines import InlineRows
 from admin.params import query_ids
 from admin.requests import request_uow
@@ -167,7 +168,7 @@ class ProductAdmin(ServiceModelView, model=Product):
         """Set the selected products' status; back to the list with a message saying how many, or why not."""
         back = outcomes.back_to(request, request.url_for("admin:list", identity=self.identity))
         if not request.query_params.get("pks"):
-            outcomes.refused(request, "Select at least one product first.")
+            outcomes.refused(request, gettext("Select at least one product first."))
             return RedirectResponse(back, status_code=302)
         ids = query_ids(request)
         try:
@@ -177,20 +178,37 @@ class ProductAdmin(ServiceModelView, model=Product):
         except PermissionDenied as exc:
             raise HTTPException(status_code=403, detail=exc.message) from exc
         except AppError as exc:
-            outcomes.refused(request, f"No status was changed: {exc.message}")
+            outcomes.refused(
+                request, translated("No status was changed: %(reason)s", reason=gettext(exc.message))
+            )
             return RedirectResponse(back, status_code=302)
         outcomes.bulk_done(request, self, count, STATUS_DONE[slug])
         return RedirectResponse(back, status_code=302)
 
-    @action("mark-active", "Mark active", "Mark the selected products active?", add_in_detail=False)
+    @action(
+        "mark-active",
+        lazy_gettext("Mark active"),
+        lazy_gettext("Mark the selected products active?"),
+        add_in_detail=False,
+    )
     async def mark_active(self, request: Request) -> Response:
         return await self._set_status(request, "mark-active")
 
-    @action("mark-draft", "Mark draft", "Mark the selected products as drafts?", add_in_detail=False)
+    @action(
+        "mark-draft",
+        lazy_gettext("Mark draft"),
+        lazy_gettext("Mark the selected products as drafts?"),
+        add_in_detail=False,
+    )
     async def mark_draft(self, request: Request) -> Response:
         return await self._set_status(request, "mark-draft")
 
-    @action("mark-archived", "Archive", "Archive the selected products?", add_in_detail=False)
+    @action(
+        "mark-archived",
+        lazy_gettext("Archive"),
+        lazy_gettext("Archive the selected products?"),
+        add_in_detail=False,
+    )
     async def mark_archived(self, request: Request) -> Response:
         return await self._set_status(request, "mark-archived")
 
