@@ -152,7 +152,7 @@ class KeysetListing(RowControls):
 
     def search_placeholder(self) -> str:
         """The searched columns' labels, in the request's language (SQLAdmin's shows them as declared)."""
-        return ", ".join(gettext(self.columns.label(name)) for name in self.columns.searchable)
+        return ", ".join(self.columns.label(name) for name in self.columns.searchable)
 
     def clear_filters_url(self, request: Request) -> URL:
         """This list with no filter and no search (sort and page size kept), from its first page."""
@@ -348,6 +348,7 @@ class KeysetListing(RowControls):
         select, view, edit, delete = (
             escape(gettext(word)) for word in ("Select item", "View", "Edit", "Delete")
         )
+        cells = self._cell_writers(request, links)
         parts: list[str] = []
         for index, row in enumerate(rows):
             pk = escape(str(row.id))
@@ -369,8 +370,8 @@ class KeysetListing(RowControls):
                     f'aria-label="{delete}"><span title="{delete}">{_ICON_DELETE}</span></a>'
                 )
             parts.append("</td>")
-            for column in self.columns.list:
-                parts.append(f"<td>{self._cell_html(row, column, request, links)}</td>")
+            for cell in cells:
+                parts.append(f"<td>{cell(row)}</td>")
             parts.append("</tr>")
         return Markup("".join(parts))  # noqa: S704 - every value above is escaped
 
@@ -382,23 +383,46 @@ class KeysetListing(RowControls):
                 related.extend(related_items(getattr(row, column, None)))
         return await self.detail_links(request, related)
 
-    def _cell_html(
-        self, row: Any, column: str, request: Request, links: Mapping[tuple[type, Any], str]
-    ) -> str:
-        value = getattr(row, column, None)
-        formatter = self.columns.list_formatters.get(column)
-        if formatter is not None:
-            return str(escape(formatter(row, column, request)))
-        if self.columns.is_relation(column):
-            cells = []
-            actor = current_actor(request)
-            linked = self.links_related(column)
-            for item in related_items(value):
-                url = links.get((type(item), item.id)) if linked else None
-                text = escape(masking.label_for(actor, item))
-                cells.append(f'<a href="{escape(url)}">{text}</a>' if url else str(text))
-            return "<br>".join(cells)
-        return str(escape(self.columns.shown_value(value.value if isinstance(value, Enum) else value)))
+    def _cell_writers(
+        self, request: Request, links: Mapping[tuple[type, Any], str]
+    ) -> builtins.list[Callable[[Any], str]]:
+        """One function per listed column writing its cell's HTML for a row: what a column needs
+        (its formatter, whether it holds related records, whether they link, the actor) is looked up
+        once per page, not once per cell."""
+        columns = self.columns
+        actor = current_actor(request)
+
+        def formatted(column: str, formatter: Any) -> Callable[[Any], str]:
+            return lambda row: str(escape(formatter(row, column, request)))
+
+        def related(column: str, linked: bool) -> Callable[[Any], str]:
+            def cell(row: Any) -> str:
+                shown = []
+                for item in related_items(getattr(row, column, None)):
+                    url = links.get((type(item), item.id)) if linked else None
+                    text = escape(masking.label_for(actor, item))
+                    shown.append(f'<a href="{escape(url)}">{text}</a>' if url else str(text))
+                return "<br>".join(shown)
+
+            return cell
+
+        def plain(column: str) -> Callable[[Any], str]:
+            def cell(row: Any) -> str:
+                value = getattr(row, column, None)
+                return str(escape(columns.shown_value(value.value if isinstance(value, Enum) else value)))
+
+            return cell
+
+        writers: builtins.list[Callable[[Any], str]] = []
+        for column in columns.list:
+            formatter = columns.list_formatters.get(column)
+            if formatter is not None:
+                writers.append(formatted(column, formatter))
+            elif columns.is_relation(column):
+                writers.append(related(column, self.links_related(column)))
+            else:
+                writers.append(plain(column))
+        return writers
 
     def _page_size(self, request: Request) -> int:
         """`?pageSize=`, at most the largest size offered."""
