@@ -825,7 +825,7 @@ def _report_pages(results: dict[str, Any]) -> None:
         mine, theirs = ours[name]["median_ms"], stock[name]["median_ms"]
         print(
             f"{name:<22}{row['matches']:>10,}{mine:>10.1f}{row['median_ms']:>10.1f}"
-            f"{row['median_ms'] / mine:>15.1f}{theirs / mine:>9.1f}"
+            f"{row['median_ms'] / mine:>15.2f}{theirs / mine:>9.1f}"
         )
     print(
         "(floor: the exact ILIKE count of the matches with our indexes, raw asyncpg; "
