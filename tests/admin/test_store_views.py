@@ -7,16 +7,17 @@ import io
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from backend.models import Product, ProductStatus
 from tests.admin.conftest import ClientFactory, csrf_from, page_token
-from tests.factories import make_category, make_customer, make_order, make_product
+from tests.factories import make_category, make_customer, make_order, make_product, unique
 
 _FROM_PRODUCT = re.compile(r"\bFROM product\b(?!_)", re.IGNORECASE)
 
@@ -129,6 +130,45 @@ async def test_list_page_runs_the_same_statements_whatever_the_page_size(
         counts[page_size] = len(statements)
     # session and permissions; capped count; rows with their categories joined; the category filter's choices
     assert counts == {10: 4, 100: 4}
+
+
+async def test_a_first_page_that_is_not_full_is_its_own_count(
+    new_client: ClientFactory, session: AsyncSession, engine: AsyncEngine
+) -> None:
+    client = await new_client(roles=["viewer"])
+    category = await make_category(session)
+    for _ in range(3):
+        await make_product(session, category_id=category.id, name=unique("Rare kettle "))
+    await session.commit()
+    with counting_statements(engine) as statements:
+        response = await client.get("/admin/product/list?pageSize=10&search=Rare+kettle")
+    assert response.status_code == 200 and "Showing 1 to 3 of 3 items" in response.text
+    assert not any("count(*)" in statement for statement in statements)
+    # session and permissions; rows with their categories joined; the category filter's choices
+    assert len(statements) == 3
+
+
+async def test_a_search_is_counted_up_to_a_thousand(new_client: ClientFactory, session: AsyncSession) -> None:
+    client = await new_client(roles=["viewer"])
+    category = await make_category(session)
+    await session.execute(
+        insert(Product),
+        [
+            {
+                "sku": f"MANY-{n}",
+                "name": f"Many kettle {n}",
+                "price": Decimal("1.00"),
+                "category_id": category.id,
+            }
+            for n in range(1_001)
+        ],
+    )
+    await session.commit()
+    searched = await client.get("/admin/product/list?pageSize=10&search=Many+kettle")
+    assert searched.status_code == 200 and "of 1,000+ items" in searched.text
+    live = await session.scalar(select(func.count()).select_from(Product).where(Product.deleted_at.is_(None)))
+    listed = await client.get("/admin/product/list?pageSize=10")
+    assert f"of {live:,} items" in listed.text  # the list itself counts up to 10,000
 
 
 async def test_customer_pii_is_masked_without_view_pii(
