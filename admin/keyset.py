@@ -32,6 +32,8 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from starlette.datastructures import URL
 from starlette.exceptions import HTTPException
 
+from admin.formatting import number
+from admin.i18n import translated
 from backend.values import InvalidValue, is_id, parse_date, parse_datetime, parse_decimal
 
 COUNT_CAP = 10_000
@@ -40,17 +42,30 @@ POSITION_PARAMS = ("after", "before", "page")
 
 
 class CappedCount(int):
-    """A row count that may have hit the cap; shows as "10,000+" when it did."""
+    """A row count that may have hit the cap ("10,000+"), or PostgreSQL's estimate of it ("about
+    99,000"); written with the reader's separators."""
 
     capped: bool
+    estimated: bool
 
-    def __new__(cls, value: int, *, capped: bool) -> CappedCount:
-        count = super().__new__(cls, value)
+    def __new__(cls, value: int, *, capped: bool, estimated: bool = False) -> CappedCount:
+        count = super().__new__(cls, _two_digits(value) if estimated else value)
         count.capped = capped
+        count.estimated = estimated
         return count
 
     def __str__(self) -> str:
-        return f"{int(self):,}+" if self.capped else f"{int(self):,}"
+        if self.estimated:
+            return translated("about %(count)s", count=number(int(self)))
+        return number(int(self)) + ("+" if self.capped else "")
+
+
+def _two_digits(value: int) -> int:
+    """An estimate said no more precisely than it is: 99,235 -> 99,000."""
+    if value < 100:
+        return value
+    scale: int = 10 ** (len(str(value)) - 2)
+    return int(round(value / scale)) * scale
 
 
 class ListChanged(Exception):
