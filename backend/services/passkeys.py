@@ -22,33 +22,10 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select, update
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import (
-    base64url_to_bytes,
-    bytes_to_base64url,
-    parse_authentication_credential_json,
-    parse_registration_credential_json,
-)
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticationCredential,
-    AuthenticatorSelectionCriteria,
-    AuthenticatorTransport,
-    PublicKeyCredentialDescriptor,
-    RegistrationCredential,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from backend.db.uow import UnitOfWork
 from backend.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -56,6 +33,15 @@ from backend.models import User
 from backend.models.two_factor import Passkey
 from backend.services import two_factor
 from backend.services.two_factor import TwoFactorService
+
+# webauthn (with cbor2, pyOpenSSL, asn1) is imported by the functions that run a ceremony, not here:
+# loaded at start-up it added about 15 MB to every server, worker and command that never sees a passkey.
+if TYPE_CHECKING:
+    from webauthn.helpers.structs import (
+        AuthenticationCredential,
+        PublicKeyCredentialDescriptor,
+        RegistrationCredential,
+    )
 
 RP_NAME = "Custodian"
 CHALLENGE_SECONDS = 300  # time to touch the key or unlock the phone, not to leave the page open
@@ -158,6 +144,14 @@ class PasskeyService:
         Raises `PermissionDenied` for another account, `ValidationFailed` (`name`) for a missing,
         too long or taken name, `Conflict` past `MAX_PASSKEYS`.
         """
+        from webauthn import generate_registration_options, options_to_json
+        from webauthn.helpers import bytes_to_base64url
+        from webauthn.helpers.structs import (
+            AuthenticatorSelectionCriteria,
+            ResidentKeyRequirement,
+            UserVerificationRequirement,
+        )
+
         user = await self._own(user_id)
         name = await self._free_name(user.id, name)
         existing = await self.list(user.id)
@@ -192,6 +186,10 @@ class PasskeyService:
         verification (wrong origin, RP id or challenge), `Conflict` for a passkey registered
         already or a name taken meanwhile. Audited as "passkey_added" with the name.
         """
+        from webauthn import verify_registration_response
+        from webauthn.helpers import bytes_to_base64url
+        from webauthn.helpers.exceptions import WebAuthnException
+
         user = await self._own(user_id)
         claims = self._claims(REGISTER, challenge_token, user.id)
         name = await self._free_name(user.id, str(claims.get("n", "")))
@@ -257,6 +255,10 @@ class PasskeyService:
     async def authentication_options(self, user: User, *, session_key: str, rp: RelyingParty) -> Ceremony:
         """Options to sign `user` in with one of their passkeys (only theirs are allowed), for the
         pending session `session_key`. Raises `Conflict` when they have none."""
+        from webauthn import generate_authentication_options, options_to_json
+        from webauthn.helpers import bytes_to_base64url
+        from webauthn.helpers.structs import UserVerificationRequirement
+
         passkeys = await self.list(user.id)
         if not passkeys:
             raise Conflict(NO_PASSKEYS)
@@ -282,6 +284,10 @@ class PasskeyService:
         `ValidationFailed` for an expired challenge, one made for another user or session, and
         input that is no sign-in response (nothing is counted).
         """
+        from webauthn import verify_authentication_response
+        from webauthn.helpers import bytes_to_base64url
+        from webauthn.helpers.exceptions import WebAuthnException
+
         claims = self._claims(SIGN_IN, challenge_token, user.id)
         if claims.get("s") != session_key:
             raise ValidationFailed({"credential": [CHALLENGE_EXPIRED]}, CHALLENGE_EXPIRED)
@@ -361,10 +367,15 @@ class PasskeyService:
 
 
 def _challenge(claims: dict[str, Any]) -> bytes:
+    from webauthn.helpers import base64url_to_bytes
+
     return base64url_to_bytes(str(claims["c"]))
 
 
 def _descriptor(passkey: Passkey) -> PublicKeyCredentialDescriptor:
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.structs import AuthenticatorTransport, PublicKeyCredentialDescriptor
+
     transports = []
     for value in filter(None, passkey.transports.split(",")):
         try:
@@ -389,6 +400,9 @@ def _json_object(credential: object) -> dict[str, Any]:
 
 
 def _registration(credential: object) -> RegistrationCredential:
+    from webauthn.helpers import parse_registration_credential_json
+    from webauthn.helpers.exceptions import WebAuthnException
+
     try:
         return parse_registration_credential_json(_json_object(credential))
     except (WebAuthnException, ValueError, TypeError, KeyError, AttributeError):
@@ -396,6 +410,9 @@ def _registration(credential: object) -> RegistrationCredential:
 
 
 def _assertion(credential: object) -> AuthenticationCredential:
+    from webauthn.helpers import parse_authentication_credential_json
+    from webauthn.helpers.exceptions import WebAuthnException
+
     try:
         return parse_authentication_credential_json(_json_object(credential))
     except (WebAuthnException, ValueError, TypeError, KeyError, AttributeError):
