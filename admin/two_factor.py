@@ -18,7 +18,8 @@ Every POST carries the CSRF token, checked with the session (admin/auth.py).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import segno
 from markupsafe import Markup
@@ -60,6 +61,7 @@ SERVICE_SENTENCES = (
     i18n.lazy_gettext("Your sign-in expired before it was finished. Sign in again."),
     i18n.lazy_gettext("Your roles require two-factor sign-in: it cannot be removed."),
 )
+T = TypeVar("T")
 MAX_FIELD = 4000  # a form value longer than any code or set-up token is cut, never parsed whole
 
 
@@ -160,56 +162,54 @@ class TwoFactorView(PasskeyRoutes, BaseView):
     @expose("/two-factor/recovery-codes", methods=["POST"], identity="two-factor-recovery-codes")
     async def recovery_codes(self, request: Request) -> Response:
         """Ten new recovery codes, proven with a current code, shown once; the old ones stop working."""
-        actor = current_actor(request)
-        if actor.user_id is None:
-            raise HTTPException(status_code=403)
-        me = str(request.url_for("admin:view-me"))
-        uow = await request_uow(request)
-        auth = AuthService(uow)
-        throttled = await auth.code_throttled(actor.username, client_address(request))
-        if throttled:
-            outcomes.refused(request, i18n.gettext(throttled))
-            return RedirectResponse(me, status_code=303)
-        code = _text(await request.form(), "code")
-        try:
-            codes = await TwoFactorService(uow).renew_recovery_codes(actor.user_id, code)
-        except AppError as exc:
-            outcomes.refused(request, i18n.gettext(exc.message))
-            return RedirectResponse(me, status_code=303)
-        if codes is None:
-            auth.count_failed_code(actor.username, client_address(request))
-            await uow.commit()
-            outcomes.refused(request, i18n.gettext(WRONG_CODE))
-            return RedirectResponse(me, status_code=303)
-        await uow.commit()
-        context = {"codes": codes, "continue_to": me, "renewed": True}
+
+        async def renew(service: TwoFactorService, user_id: int, code: str) -> list[str] | None:
+            return await service.renew_recovery_codes(user_id, code)
+
+        codes = await self._with_current_code(request, renew)
+        if isinstance(codes, Response):
+            return codes
+        context = {"codes": codes, "continue_to": str(request.url_for("admin:view-me")), "renewed": True}
         return await self.templates.TemplateResponse(request, "custodian/two_factor_recovery.html", context)
 
     @expose("/two-factor/remove", methods=["POST"], identity="two-factor-remove")
     async def remove(self, request: Request) -> Response:
+        async def turn_off(service: TwoFactorService, user_id: int, code: str) -> bool | None:
+            return await service.remove(user_id, code) or None
+
+        done = await self._with_current_code(request, turn_off)
+        if isinstance(done, Response):
+            return done
+        outcomes.succeeded(request, i18n.gettext("Two-factor sign-in is off for your account."))
+        return RedirectResponse(str(request.url_for("admin:view-me")), status_code=303)
+
+    async def _with_current_code(
+        self, request: Request, act: Callable[[TwoFactorService, int, str], Awaitable[T | None]]
+    ) -> T | Response:
+        """Run the owner's `act` with the form's code, throttled and counted like every code; its
+        result once committed, or the redirect to My account with the reason it was refused."""
         actor = current_actor(request)
         if actor.user_id is None:
             raise HTTPException(status_code=403)
-        me = str(request.url_for("admin:view-me"))
+        me = RedirectResponse(str(request.url_for("admin:view-me")), status_code=303)
         uow = await request_uow(request)
         auth = AuthService(uow)
         throttled = await auth.code_throttled(actor.username, client_address(request))
         if throttled:
             outcomes.refused(request, i18n.gettext(throttled))
-            return RedirectResponse(me, status_code=303)
+            return me
         try:
-            removed = await TwoFactorService(uow).remove(actor.user_id, _text(await request.form(), "code"))
+            result = await act(TwoFactorService(uow), actor.user_id, _text(await request.form(), "code"))
         except AppError as exc:
             outcomes.refused(request, i18n.gettext(exc.message))
-            return RedirectResponse(me, status_code=303)
-        if not removed:
+            return me
+        if result is None:  # a wrong code: audited by the service, counted here
             auth.count_failed_code(actor.username, client_address(request))
             await uow.commit()
             outcomes.refused(request, i18n.gettext(WRONG_CODE))
-            return RedirectResponse(me, status_code=303)
+            return me
         await uow.commit()
-        outcomes.succeeded(request, i18n.gettext("Two-factor sign-in is off for your account."))
-        return RedirectResponse(me, status_code=303)
+        return result
 
     # Pages -----------------------------------------------------------------------------------
 
