@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -165,20 +166,11 @@ class AuthService:
         while throttled no code is looked at. Raises `ValidationFailed` for input that is no code,
         `PermissionDenied` when the session is not waiting for a code (over, or never was).
         """
-        auth_session, user = await self._pending(token, CODE)
-        now = datetime.now(UTC)
-        client_address = client_address[:64]
-        someone = Actor(user_id=user.id, username=user.username, client_address=client_address)
-        self.uow.audit_as(someone)
-        throttled = await self._throttle_message(user.username, client_address, now)
-        if throttled:
-            self._record(someone, "login_refused", object_id=user.id, object_repr=user.username)
-            return LoginOutcome(None, user.id, throttled, throttled=True, pending_factor=CODE)
-        if await TwoFactorService(self.uow).check(user, code) is None:
-            self.count_failed_code(user.username, client_address)
-            await self.uow.flush()
-            return LoginOutcome(None, user.id, two_factor.WRONG_CODE, pending_factor=CODE)
-        return await self._complete(auth_session, user, now=now, client_address=client_address)
+
+        async def accepted(_auth_session: AuthSession, user: User) -> bool:
+            return await TwoFactorService(self.uow).check(user, code) is not None
+
+        return await self._second_step(token, client_address, accepted, refusal=two_factor.WRONG_CODE)
 
     async def finish_enrolment(
         self, token: str, form_token: str, code: str, *, client_address: str
@@ -213,6 +205,24 @@ class AuthService:
         """The second step with a passkey: as `pass_second_factor`, with the browser's answer to
         `passkey_options`. A refused answer is a failed attempt (throttled like a wrong code);
         raises `ValidationFailed` for an expired or foreign challenge or no answer at all."""
+
+        async def accepted(auth_session: AuthSession, user: User) -> bool:
+            return await PasskeyService(self.uow).verify_assertion(
+                user, challenge_token, credential, session_key=str(auth_session.id), rp=rp
+            )
+
+        return await self._second_step(token, client_address, accepted, refusal=NOT_VERIFIED)
+
+    async def _second_step(
+        self,
+        token: str,
+        client_address: str,
+        accepted: Callable[[AuthSession, User], Awaitable[bool]],
+        *,
+        refusal: str,
+    ) -> LoginOutcome:
+        """The second step of a session pending CODE, whatever the factor: throttled before
+        `accepted` is asked, a refusal counted like a wrong password, success a new session."""
         auth_session, user = await self._pending(token, CODE)
         now = datetime.now(UTC)
         client_address = client_address[:64]
@@ -222,13 +232,10 @@ class AuthService:
         if throttled:
             self._record(someone, "login_refused", object_id=user.id, object_repr=user.username)
             return LoginOutcome(None, user.id, throttled, throttled=True, pending_factor=CODE)
-        accepted = await PasskeyService(self.uow).verify_assertion(
-            user, challenge_token, credential, session_key=str(auth_session.id), rp=rp
-        )
-        if not accepted:
+        if not await accepted(auth_session, user):
             self.count_failed_code(user.username, client_address)
             await self.uow.flush()
-            return LoginOutcome(None, user.id, NOT_VERIFIED, pending_factor=CODE)
+            return LoginOutcome(None, user.id, refusal, pending_factor=CODE)
         return await self._complete(auth_session, user, now=now, client_address=client_address)
 
     async def resolve(self, token: str, *, client_address: str | None = None) -> SessionState | None:
