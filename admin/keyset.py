@@ -65,7 +65,7 @@ def _two_digits(value: int) -> int:
     if value < 100:
         return value
     scale: int = 10 ** (len(str(value)) - 2)
-    return int(round(value / scale)) * scale
+    return round(value / scale) * scale
 
 
 class ListChanged(Exception):
