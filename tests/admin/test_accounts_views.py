@@ -333,7 +333,8 @@ async def test_user_list_asks_the_authority_rule_once_per_page(
         with counting_statements(engine) as statements:
             response = await client.get(f"/admin/user/list?pageSize={page_size}&sortBy=id")
         assert response.status_code == 200
-        counts[page_size] = len(statements)
+        # A first page that is not full is its own count (admin/listing.py): leave the count out.
+        counts[page_size] = len([statement for statement in statements if "count(*)" not in statement])
     assert counts[10] == counts[100], counts
     # The full page shows edit and delete for the accounts that hold less, none for the managers.
     page = response.text

@@ -81,9 +81,12 @@ async def test_unknown_users_cost_a_full_verification(database: Database) -> Non
     db = Database(production_cost, engine=database.engine, sessions=database.sessions)
     async with unit_of_work(db, _anon()) as uow:
         await AuthService(uow).login("warm-up", "whatever", client_address="y")  # compile the statements
-        started = time.perf_counter()
-        await AuthService(uow).login("certainly-nobody", "whatever", client_address="y")
-        unknown = time.perf_counter() - started
+        attempts = []
+        for _ in range(3):  # the fastest of a few too: the same busy machine, the same rule
+            started = time.perf_counter()
+            await AuthService(uow).login("certainly-nobody", "whatever", client_address="y")
+            attempts.append(time.perf_counter() - started)
+        unknown = min(attempts)
     assert unknown >= one_verification / 2
 
 
