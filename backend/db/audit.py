@@ -195,18 +195,74 @@ def inserted_row_entries(
         return []
     mapper: Mapper[Any] = inspect(model)
     keys = [str(column.key) for column in mapper.primary_key]
+    recorded = _recorded_columns(mapper)
+    # What every entry of the batch shares, worked out once (an import builds thousands: see `_entry_values`
+    # for the one-entry form these must match).
     table = str(model.__tablename__)
+    actor_id, actor_name, client_address = actor.user_id, actor.username[:150], actor.client_address
     import_id = session.info.get(IMPORT_ID_KEY)
+    labels: dict[int, str] = {}  # id() of a related record -> its label: a batch names the same few often
     entries = []
     for row, held in zip(rows, related, strict=True):
         object_id = ",".join(str(row[key]) for key in keys if row.get(key) is not None)
-        changes = _creation(mapper, row.get, held)
-        entry = _entry_values(
-            actor, "create", table, object_id, _label_of_values(model, row, object_id), changes
+        changes: dict[str, Any] = {}
+        for key, secret in recorded:
+            value = row.get(key)
+            if value is not None:
+                if secret:
+                    value = REDACTED
+                else:
+                    kind = type(value)
+                    convert = _JSONABLE_BY_TYPE.get(kind) or _jsonable_for(kind)
+                    if convert is not _as_is:
+                        value = convert(value)
+                changes[key] = [None, value]
+        for key, items in held.items():
+            if items:
+                changes[key] = [[], sorted([_label_once(labels, item) for item in items])]
+        entries.append(
+            {
+                "created_at": utcnow(),
+                "actor_id": actor_id,
+                "actor_name": actor_name,
+                "action": "create",
+                "model": table,
+                "object_id": object_id[:64],
+                "object_repr": _label_of_values(model, row, object_id)[:200],
+                "changes": changes,
+                "client_address": client_address,
+                "import_id": import_id,
+            }
         )
-        entry["import_id"] = import_id
-        entries.append(entry)
     return entries
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _jsonable_for(kind: type) -> Callable[[Any], Any]:
+    """What `jsonable` does to a value of type `kind`, when the type alone decides it (the columns of a
+    model hold a few types, and an import converts thousands of values of each)."""
+    convert: Callable[[Any], Any] = jsonable
+    if issubclass(kind, bool | int | float | str):
+        convert = _as_is
+    elif issubclass(kind, Decimal | uuid.UUID):
+        convert = str
+    elif issubclass(kind, datetime | date):
+        convert = kind.isoformat
+    _JSONABLE_BY_TYPE[kind] = convert
+    return convert
+
+
+_JSONABLE_BY_TYPE: dict[type, Callable[[Any], Any]] = {}
+
+
+def _label_once(labels: dict[int, str], item: Any) -> str:
+    label = labels.get(id(item))
+    if label is None:
+        label = labels[id(item)] = str(item)
+    return label
 
 
 def _label_of_values(model: type[Any], row: Mapping[str, Any], object_id: str) -> str:

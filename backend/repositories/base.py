@@ -202,6 +202,20 @@ class Repository(Generic[ModelT]):
         async with btree_lookups(self.session):
             return builtins.list((await self.session.execute(stmt)).scalars())
 
+    async def ids_and_keys(
+        self, name: str, keys: Collection[object], *, key: str, include_deleted: bool = False
+    ) -> builtins.list[tuple[Any, Any]]:
+        """(id, column `key`) of the rows whose column `name` (a unique key) is among `keys`, found through
+        its btree index (see `by_keys`), as plain values: what an import's cells naming related records
+        resolve to, with no object built per record."""
+        if not keys:
+            return []
+        stmt = select(self._column("id"), self._column(key)).where(self.one_of(self._column(name), keys))
+        if self.soft_deletable and not include_deleted:
+            stmt = stmt.where(self._column("deleted_at").is_(None))
+        async with btree_lookups(self.session):
+            return [(id_, value) for id_, value in await self.session.execute(stmt)]
+
     async def taken(self, name: str, keys: Collection[object], *, include_deleted: bool = False) -> set[Any]:
         """Which of `keys` a row holds in column `name` (a unique key), found through its btree index (see
         `by_keys`): a batch of an import's values checked against a million rows at once."""
@@ -226,7 +240,9 @@ class Repository(Generic[ModelT]):
         if self.soft_deletable:
             stmt = stmt.where(self._column("deleted_at").is_(None))
         async with btree_lookups(self.session):
-            rows = [Held(dict(row._mapping)) for row in await self.session.execute(stmt)]
+            result = await self.session.execute(stmt)
+            names = builtins.list(result.keys())
+            rows = [Held(dict(zip(names, row, strict=True))) for row in result]
         by_id = {row.values["id"]: row for row in rows}
         mapper = inspect(self.model)
         for key in collections:

@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Column, Dialect, Integer, Table, func, insert, inspect, select
+from sqlalchemy import ARRAY, Column, Dialect, Integer, Table, any_, bindparam, func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import MANYTOONE, Mapper
@@ -57,16 +57,22 @@ def _as_integrity_error(error: Exception, statement: str) -> IntegrityError:
 def _bound(
     dialect: Dialect, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
 ) -> Sequence[tuple[Any, ...]]:
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
-    if not any(processors):
-        return rows
-    return [
-        tuple(
-            value if process is None else process(value)
-            for process, value in zip(processors, row, strict=True)
-        )
-        for row in rows
+    processors = [
+        (index, process)
+        for index, name in enumerate(columns)
+        if (process := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None
     ]
+    if not processors:
+        return rows
+    # Only the columns that need it are bound (an audit entry's changes, a status): a generator over
+    # every value of every row cost more than the binding itself.
+    bound = []
+    for row in rows:
+        values = list(row)
+        for index, process in processors:
+            values[index] = process(values[index])
+        bound.append(tuple(values))
+    return bound
 
 
 async def insert_built(session: AsyncSession, objects: Sequence[Any]) -> list[Any]:
@@ -232,7 +238,9 @@ async def _copy_rows(
         return [{key.key: id_} for id_ in ids]
     found = {
         row[0]: dict(zip([column.key for column in others], row[1:], strict=True))
-        for row in await session.execute(select(key, *others).where(key.in_(ids)))
+        for row in await session.execute(
+            select(key, *others).where(key == any_(bindparam(None, ids, type_=ARRAY(key.type))))
+        )
     }
     return [{key.key: id_, **found[id_]} for id_ in ids]
 
@@ -275,14 +283,15 @@ async def _insert_link_rows(
             (str(link.key), relationship.mapper.get_property_by_column(column).key)
             for column, link in relationship.secondary_synchronize_pairs or ()
         ]
-        rows: list[dict[str, Any]] = []
+        columns = [link for link, _key in own] + [link for link, _key in other]
+        rows: list[tuple[Any, ...]] = []
         for value_of, held in owners:
-            for related in held.get(relationship.key) or ():
-                row = {link: value_of(key) for link, key in own}
-                row.update((link, getattr(related, key)) for link, key in other)
-                rows.append(row)
-        if rows:
-            columns = list(rows[0])
-            await bulk_insert(
-                session, secondary, columns, [tuple(row[name] for name in columns) for row in rows]
+            related_records = held.get(relationship.key)
+            if not related_records:
+                continue
+            owner = tuple(value_of(key) for _link, key in own)
+            rows.extend(
+                owner + tuple(getattr(related, key) for _link, key in other) for related in related_records
             )
+        if rows:
+            await bulk_insert(session, secondary, columns, rows)

@@ -10,12 +10,12 @@ messages, and the batch form builds no ORM object for the rows it checks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import Table, inspect
 from sqlalchemy.orm import RelationshipProperty
 
@@ -97,32 +97,74 @@ async def check_new(uow: UnitOfWork, model: type[Any], payloads: Sequence[BaseMo
     table instead of one per row: every record an input names is live."""
     single = references(model)
     many = collections(model)
+    dumped = dump_all(payloads)
+    # Only the references an input sets are checked (as `build` checks `model_fields_set`).
+    given = [
+        [
+            (name, target, values[name])
+            for name, target in single.items()
+            if values.get(name) is not None and name in payload.model_fields_set
+        ]
+        for payload, values in zip(payloads, dumped, strict=True)
+    ]
     wanted: dict[type[Any], set[Any]] = {}
-    dumped = [payload.model_dump() for payload in payloads]
-    for payload, values in zip(payloads, dumped, strict=True):
-        for name, target in single.items():
-            if name in payload.model_fields_set and values.get(name) is not None:
-                wanted.setdefault(target, set()).add(values[name])
-        for name, relation in many.items():
-            wanted.setdefault(relation.mapper.class_, set()).update(values.get(name) or ())
-    live = {target: await _live_by_id(uow, target, ids) for target, ids in wanted.items()}
+    for named in given:
+        for _name, target, id_ in named:
+            wanted.setdefault(target, set()).add(id_)
+    for name, relation in many.items():
+        ids = wanted.setdefault(relation.mapper.class_, set())
+        for values in dumped:
+            ids.update(values.get(name) or ())
+    # The records of a collection are what the new record will hold (its link rows, its audit entry):
+    # loaded. Of a single reference only its id is needed: no object per record (a batch of products
+    # can name a thousand categories).
+    held = {relation.mapper.class_ for relation in many.values()}
+    live: dict[type[Any], Collection[object]] = {
+        target: await (_live_by_id if target in held else _live_ids)(uow, target, ids)
+        for target, ids in wanted.items()
+    }
     checked: list[Checked] = []
-    for payload, values in zip(payloads, dumped, strict=True):
+    for named, values in zip(given, dumped, strict=True):
         errors: dict[str, list[str]] = {}
-        for name, target in single.items():
-            id_ = values.get(name)
-            if name in payload.model_fields_set and id_ is not None and id_ not in live[target]:
+        for name, target, id_ in named:
+            if id_ not in live[target]:
                 errors[name] = [missing_message(target, id_)]
         related: dict[str, list[Any]] = {}
         for name, relation in many.items():
-            ids = sorted(set(values.pop(name, None) or ()))
-            found = live.get(relation.mapper.class_, {})
-            missing = [id_ for id_ in ids if id_ not in found]
+            listed = values.pop(name, None) or ()
+            found = cast(Mapping[object, Any], live.get(relation.mapper.class_, {}))
+            chosen = sorted(set(listed)) if len(listed) > 1 else list(listed)
+            missing = [id_ for id_ in chosen if id_ not in found]
             if missing:
                 errors[name] = [missing_many_message(relation.mapper.class_, missing)]
-            related[relation.key] = [found[id_] for id_ in ids if id_ in found]
+            related[relation.key] = [found[id_] for id_ in chosen if id_ in found]
         checked.append(Checked(errors=errors) if errors else Checked(NewRecord(values, related)))
     return checked
+
+
+def dump_all(payloads: Sequence[BaseModel]) -> list[dict[str, Any]]:
+    """`payload.model_dump()` of each payload, a list of one schema dumped in one call (an import's batch:
+    a call per payload costs more than the dump itself)."""
+    if not payloads:
+        return []
+    schema = type(payloads[0])
+    if any(type(payload) is not schema for payload in payloads):
+        return [payload.model_dump() for payload in payloads]
+    dumped: list[dict[str, Any]] = _list_adapter(schema).dump_python(list(payloads))
+    return dumped
+
+
+@cache
+def _list_adapter(schema: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    return TypeAdapter(list[schema])  # type: ignore[valid-type]  # a schema known only at run time
+
+
+async def _live_ids(uow: UnitOfWork, target: type[Any], ids: Iterable[Any]) -> set[object]:
+    usable: list[Any] = sorted({id_ for id_ in ids if is_id(id_)})
+    found: set[object] = set()
+    for start in range(0, len(usable), LOOKUP_CHUNK):
+        found |= await uow.repo(target).taken("id", usable[start : start + LOOKUP_CHUNK])
+    return found
 
 
 async def _live_by_id(uow: UnitOfWork, target: type[Any], ids: Iterable[Any]) -> Mapping[object, Any]:

@@ -260,6 +260,8 @@ class _ImportRun:
             item.name: item.attribute for item in self.columns.values() if item.kind == "references"
         }
         self.match_by = self._match_field(key)
+        # (column index, field, whether the cell names several records), per mapped column
+        self._plan = [(index, item.name, item.kind == "references") for index, item in self.columns.items()]
         generic = self.service.builds_generically()
         self.new_rows = NewRows(self.service) if generic else None
         self.report = ImportReport(
@@ -275,8 +277,8 @@ class _ImportRun:
         self._labels = {item.name: item.label for item in exchange_fields(model)}
         # reference field -> related id -> the name files use for it (for the preview's before/after)
         self._related_names: dict[str, dict[int, str]] = {}
-        # The related records the current batch names, held so the session's (weak) identity map keeps
-        # them: the service's rules then find them without a query per row.
+        # The related records the rows of the current batch checked by the service's rules name
+        # (`_hold_related`).
         self._related: list[Any] = []
 
     # Headers and keys -------------------------------------------------------------
@@ -352,10 +354,13 @@ class _ImportRun:
                     await result
 
     def _parse(self, number: int, cells: Sequence[Cell]) -> _Row:
-        values: dict[str, Any] = {}
-        for index, item in self.columns.items():
-            cell = cells[index] if index < len(cells) else None
-            values[item.name] = _split(cell) if item.kind == "references" else cell
+        width = len(cells)
+        values: dict[str, Any] = {
+            name: (_split(cells[index]) if many else cells[index])
+            if index < width
+            else ([] if many else None)
+            for index, name, many in self._plan
+        }
         key_value = values.pop(self.match_by, None) if self.match_by == "id" else values.get(self.match_by)
         if self.match_by != "id":
             values.pop("id", None)  # matched by the natural key: an id column is only informative
@@ -413,48 +418,58 @@ class _ImportRun:
         target = item.target
         if target is None:
             return
+        field_name = item.name
         names: set[str] = set()
         for row in batch:
-            cell = row.values.get(item.name)
-            names.update(cell if isinstance(cell, list) else [cell] if cell else [])
+            cell = row.values.get(field_name)
+            if isinstance(cell, list):
+                names.update(cell)
+            elif cell:
+                names.add(cell)
         if not names:
             return
         repo = self.uow.repo(target)
-        by_name: dict[str, Any] = {}
+        id_of: dict[str, Any] = {}  # a name the cells use -> the id of the record it names
+        shown = self._related_names.setdefault(item.name, {})
         # Live records first; then, for names still unknown, records in the trash: a product keeps a
         # deleted tag it holds (its export names it), and the service's rules refuse a new reference.
+        # Plain values: a batch can name a thousand categories, and the rules that need the records
+        # themselves load them for the rows they check (`_hold_related`).
         for include_deleted in (False, True):
-            unknown = sorted(names - by_name.keys())
+            unknown = sorted(names - id_of.keys())
             for chunk in _chunks(unknown, LOOKUP_CHUNK):
-                found: list[Any] = []
+                found: list[tuple[Any, Any]] = []
                 if item.target_key != "id":
-                    found += await repo.by_keys(item.target_key, chunk, include_deleted=include_deleted)
-                found += await repo.by_keys(
-                    "id", [int(name) for name in chunk if is_id_text(name)], include_deleted=include_deleted
+                    found += await repo.ids_and_keys(
+                        item.target_key, chunk, key=item.target_key, include_deleted=include_deleted
+                    )
+                found += await repo.ids_and_keys(
+                    "id",
+                    [int(name) for name in chunk if is_id_text(name)],
+                    key=item.target_key,
+                    include_deleted=include_deleted,
                 )
-                for obj in found:
+                for id_, key in found:
                     if item.target_key != "id":
-                        by_name.setdefault(str(getattr(obj, item.target_key)), obj)
-                    by_name.setdefault(str(obj.id), obj)
-        self._related.extend(by_name.values())
-        shown = self._related_names.setdefault(item.name, {})
-        for obj in by_name.values():
-            shown[obj.id] = str(getattr(obj, item.target_key))
+                        id_of.setdefault(str(key), id_)
+                    id_of.setdefault(str(id_), id_)
+                    shown[id_] = str(key)
         noun = str(target.__tablename__).replace("_", " ")
+        many = item.kind == "references"
         for row in batch:
-            if row.outcome is not None or item.name not in row.values:
+            values = row.values
+            if row.outcome is not None or field_name not in values:
                 continue
-            cell = row.values[item.name]
+            cell = values[field_name]
             wanted = cell if isinstance(cell, list) else [cell] if cell else []
-            missing = [name for name in wanted if name not in by_name]
-            if missing:
-                which = ", ".join(missing)
+            ids = [id_of.get(key) for key in wanted]
+            if None in ids:
+                which = ", ".join(key for key in wanted if key not in id_of)
                 row.outcome = RowOutcome(
                     row.number, "error", row.key, errors={item.label: [f"No {noun} named {which}."]}
                 )
                 continue
-            ids = [by_name[name].id for name in wanted]
-            row.values[item.name] = ids if item.kind == "references" else (ids[0] if ids else None)
+            values[field_name] = ids if many else (ids[0] if ids else None)
 
     async def _write(self, batch: Sequence[_Row]) -> None:
         """Check and write the batch: new rows of a generic service in bulk (`NewRows`), the rest through
@@ -470,6 +485,7 @@ class _ImportRun:
         pending = [row for row in pending if row.outcome is None]
         if not pending:
             return
+        await self._hold_related(pending)
         await self._load_records(pending)
         await self._name_current_references(pending)
         try:
@@ -501,14 +517,25 @@ class _ImportRun:
             for row in rows:
                 row.outcome = self._error(row, {"row": [exc.message]})
             return
+        inputs = [
+            _fill_blanks(
+                self.model,
+                {name: value for name, value in row.values.items() if value is not None},
+                creating=True,
+            )
+            for row in rows
+        ]
         parsed: list[tuple[_Row, Any]] = []
-        for row in rows:
-            data = {name: value for name, value in row.values.items() if value is not None}
-            try:
-                parsed.append((row, self.service.parse_create(_fill_blanks(self.model, data, creating=True))))
-            except ValidationFailed as exc:
-                row.outcome = self._error(row, exc.errors or {"row": [exc.message]})
-        checked = await new_rows.check([row.number for row, _ in parsed], [payload for _, payload in parsed])
+        for row, payload in zip(rows, self.service.parse_create_many(inputs), strict=True):
+            if isinstance(payload, ValidationFailed):
+                row.outcome = self._error(row, payload.errors or {"row": [payload.message]})
+            else:
+                parsed.append((row, payload))
+        # The rows' keys were just looked for among the live records (`_load_existing`) and not found.
+        absent = {self.match_by: {row.key for row in rows if row.key}} if self.match_by != "id" else None
+        checked = await new_rows.check(
+            [row.number for row, _ in parsed], [payload for _, payload in parsed], absent=absent
+        )
         valid = []
         for (row, _payload), item in zip(parsed, checked, strict=True):
             if item.record is None:
@@ -527,6 +554,21 @@ class _ImportRun:
         for (row, _item), values in zip(valid, inserted, strict=True):
             if row.outcome is not None:
                 row.outcome.record_id = values["id"]
+
+    async def _hold_related(self, rows: Sequence[_Row]) -> None:
+        """Load the related records `rows` name, a batch at a time, for the service's rules to check them
+        one row at a time: held here, the session's (weak) identity map keeps them, so the rules find
+        them without a query per row."""
+        for item in self.columns.values():
+            if item.kind not in ("reference", "references") or item.target is None:
+                continue
+            ids: set[Any] = set()
+            for row in rows:
+                value = row.values.get(item.name)
+                ids.update(value if isinstance(value, list) else () if value is None else (value,))
+            repo = self.uow.repo(item.target)
+            for chunk in _chunks(sorted(ids), LOOKUP_CHUNK):
+                self._related += await repo.by_keys("id", chunk, include_deleted=True)
 
     async def _name_current_references(self, rows: Sequence[_Row]) -> None:
         """The names files use for the records the rows' records refer to now (in the trash or not), to
@@ -558,6 +600,7 @@ class _ImportRun:
             row.record = None if row.existing is None else records.get(row.existing.values["id"])
 
     async def _replay(self, rows: Sequence[_Row]) -> None:
+        await self._hold_related(rows)
         await self._load_records(rows)
         for row in rows:
             row.outcome = row.written = None
@@ -627,11 +670,18 @@ class _ImportRun:
         held = row.existing
         if held is None:
             return []
-        return [
-            name
-            for name, value in row.values.items()
-            if name != "id" and not _same(self._current(held, name), value)
-        ]
+        changed = []
+        for name, value in row.values.items():
+            if name == "id":
+                continue
+            current = self._current(held, name)
+            # Text against text, the common cell: what `_same` says, without its walk through the types.
+            if type(current) is str and type(value) is str:
+                if current != value.strip():
+                    changed.append(name)
+            elif not _same(current, value):
+                changed.append(name)
+        return changed
 
     def _current(self, held: Held, name: str) -> Any:
         attribute = self._collections.get(name)
@@ -677,6 +727,10 @@ def _split(cell: Cell) -> list[str]:
     `fields.join_keys` ("new, sale", a name with a comma quoted)."""
     if cell is None:
         return []
+    if isinstance(cell, str) and '"' not in cell:
+        # Nothing quoted (the common cell): what `split_keys` gives, without its walk over each character.
+        parts: Iterable[str] = (part.strip() for part in cell.split(","))
+        return [part for part in parts if part]
     parts = cell if isinstance(cell, list) else split_keys(cell)
     return [part.strip() for part in parts if part and part.strip()]
 

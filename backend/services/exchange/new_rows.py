@@ -15,7 +15,7 @@ through its `build` instead (backend/services/exchange/importing.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -68,11 +68,22 @@ class NewRows:
         # unique column -> value -> the file's row that gives it first, across the whole file
         self._given: dict[str, dict[Any, int]] = {column.key: {} for column in self.unique}
 
-    async def check(self, numbers: Sequence[int], payloads: Sequence[BaseModel]) -> list[Checked]:
-        """For each validated input (of the file's rows `numbers`): the record to insert, or why not."""
+    async def check(
+        self,
+        numbers: Sequence[int],
+        payloads: Sequence[BaseModel],
+        *,
+        absent: Mapping[str, Collection[Any]] | None = None,
+    ) -> list[Checked]:
+        """For each validated input (of the file's rows `numbers`): the record to insert, or why not.
+
+        `absent`: unique column -> values this transaction has just looked for among the live records
+        and not found (the rows' keys, matched to no record): not asked again.
+        """
         checked = await check_new(self.service.uow, self.service.model, payloads)
         for column in self.unique:
-            await self._check_unique(column, numbers, checked)
+            known = (absent or {}).get(column.key, ()) if column.live_only else ()
+            await self._check_unique(column, numbers, checked, known)
         return checked
 
     def clashes(self, values: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -94,7 +105,7 @@ class NewRows:
         )
 
     async def _check_unique(
-        self, column: UniqueColumn, numbers: Sequence[int], checked: list[Checked]
+        self, column: UniqueColumn, numbers: Sequence[int], checked: list[Checked], absent: Collection[Any]
     ) -> None:
         given = self._given[column.key]
         batch = {
@@ -102,7 +113,7 @@ class NewRows:
             for item in checked
             if item.record is not None and item.record.values.get(column.key) is not None
         }
-        taken = await self._taken(column, sorted(batch - given.keys()))
+        taken = await self._taken(column, sorted(batch - given.keys() - set(absent)))
         for number, item in zip(numbers, checked, strict=True):
             value = None if item.record is None else item.record.values.get(column.key)
             if value is None:
