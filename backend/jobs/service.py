@@ -25,7 +25,7 @@ from backend.auth.actor import Actor
 from backend.db.session import Database
 from backend.db.uow import unit_of_work
 from backend.errors import Conflict, DatabaseUnavailable, NotFound, PermissionDenied, ValidationFailed
-from backend.jobs import files, queue
+from backend.jobs import files
 from backend.jobs.exchange import SHOWN_PII
 from backend.jobs.export_query import ExportQuery
 from backend.jobs.runner import BOOKKEEPER, run_job
@@ -166,6 +166,10 @@ class JobService:
         if self.settings.is_sqlite:
             await run_job(self.database, job_id, live_progress=False)
         else:
+            # Imported here: procrastinate and psycopg add about 12 MB to a process, and most of
+            # the admin's requests never queue a job.
+            from backend.jobs import queue
+
             try:
                 queue_job_id = await queue.enqueue(self.settings, job_id)
             except DatabaseUnavailable:
@@ -276,4 +280,6 @@ class JobService:
         """On PostgreSQL, when some of `jobs` should be running: fail those whose worker died."""
         if self.settings.is_sqlite or not any(job.status in UNFINISHED for job in jobs):
             return False
+        from backend.jobs import queue  # see _dispatch
+
         return bool(await queue.fail_stalled_now(self.database))
