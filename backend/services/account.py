@@ -8,7 +8,6 @@ theirs, or signed in by password only (a second factor due) is refused with
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -110,18 +109,8 @@ class AccountService:
         if new_password == current_password:
             raise ValidationFailed({"password": [SAME_PASSWORD]}, "The password is not acceptable.")
         await UserService(self.uow).change_own_password(new_password)  # ends every session of the user
-        now = datetime.now(UTC)
-        new_token = secrets.token_urlsafe(32)
-        self.sessions.stage(
-            AuthSession(
-                token_hash=hash_token(new_token),
-                user_id=user.id,
-                created_at=now,
-                last_seen_at=now,
-                expires_at=now + timedelta(hours=self.settings.session_absolute_timeout_hours),
-                client_address=client_address,
-                user_agent=current.user_agent,
-            )
+        new_token = AuthService(self.uow).open_session(
+            user.id, now=datetime.now(UTC), client_address=client_address, user_agent=current.user_agent
         )
         self._record(user, PASSWORD_CHANGED, changes={"by": "its owner"})
         await self.uow.flush()

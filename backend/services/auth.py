@@ -141,18 +141,8 @@ class AuthService:
             )
         if values:
             await self.uow.repo(User).set_columns(user.id, **values)
-        token = secrets.token_urlsafe(32)
-        self.sessions.stage(
-            AuthSession(
-                token_hash=hash_token(token),
-                user_id=user.id,
-                created_at=now,
-                last_seen_at=now,
-                expires_at=challenge_expiry(now, factor) if factor else self._session_end(now),
-                client_address=client_address,
-                user_agent=user_agent[:255],
-                pending_factor=factor,
-            )
+        token = self.open_session(
+            user.id, now=now, client_address=client_address, user_agent=user_agent, pending_factor=factor
         )
         self.attempts.stage(LoginAttempt(username=username, client_address=client_address, succeeded=True))
         await self.uow.flush()
@@ -358,6 +348,34 @@ class AuthService:
         actor = Actor(user_id=user.id, username=user.username, client_address=client_address)
         self._record(actor, "login", object_id=user.id, object_repr=user.username)
         return LoginOutcome(token, user.id, "Signed in.")
+
+    def open_session(
+        self,
+        user_id: int,
+        *,
+        now: datetime,
+        client_address: str,
+        user_agent: str,
+        pending_factor: str | None = None,
+    ) -> str:
+        """Stage a new session of the user and return its token (only the token's hash is kept).
+        A session pending a factor ends within minutes; any other at the absolute timeout."""
+        token = secrets.token_urlsafe(32)
+        self.sessions.stage(
+            AuthSession(
+                token_hash=hash_token(token),
+                user_id=user_id,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=challenge_expiry(now, pending_factor)
+                if pending_factor
+                else self._session_end(now),
+                client_address=client_address[:64],
+                user_agent=user_agent[:255],
+                pending_factor=pending_factor,
+            )
+        )
+        return token
 
     def _session_end(self, now: datetime) -> datetime:
         return now + timedelta(hours=self.settings.session_absolute_timeout_hours)
