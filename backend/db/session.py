@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 from backend.config import Settings
+from backend.db.liveness import check_connections_at_checkout
 from backend.db.pooling import pgbouncer_connect_args, pgbouncer_url, through_pgbouncer
 from backend.db.replicas import Replica, Replicas, ReplicaSession
 
@@ -82,7 +83,7 @@ def _postgres_engine(settings: Settings, url: URL, *, for_migrations: bool) -> A
             poolclass=NullPool,
             connect_args=pgbouncer_connect_args(connect_args),
         )
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         # Parameters are customers' data and password hashes: never in an error message or log line.
         hide_parameters=True,
@@ -90,9 +91,10 @@ def _postgres_engine(settings: Settings, url: URL, *, for_migrations: bool) -> A
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=settings.db_pool_recycle,
-        pool_pre_ping=True,
         connect_args=connect_args,
     )
+    check_connections_at_checkout(engine)  # pool_pre_ping's job, in one round trip instead of three
+    return engine
 
 
 def _sqlite_engine(settings: Settings, url: URL, *, foreign_keys: bool) -> AsyncEngine:

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
@@ -144,3 +147,37 @@ def test_a_connection_class_sqlstate_means_unavailable() -> None:
 
     assert is_database_unavailable(wrapped(ClosedMidOperation()))
     assert not is_database_unavailable(wrapped(UniqueViolation()))
+
+
+@pytest.mark.postgres
+async def test_a_pooled_connection_is_pinged_in_one_round_trip_and_replaced_when_dead(fresh_url: str) -> None:
+    """SQLAlchemy's pre-ping costs BEGIN, an empty statement and ROLLBACK; ours sends the empty
+    statement alone, and a connection that does not answer it is swapped for a new one."""
+    database = Database(make_settings(fresh_url, db_pool_size=1, db_max_overflow=0))
+    killer = create_async_engine(fresh_url, isolation_level="AUTOCOMMIT")
+    sent: list[str] = []
+
+    @event.listens_for(database.engine.sync_engine, "connect")
+    def _record_queries(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(lambda query: sent.append(query.query))
+
+    try:
+        async with unit_of_work(database, SYSTEM, writes=False) as uow:
+            first_pid = (await uow.session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert sent[0].startswith("BEGIN")  # a new connection is not pinged: it has just answered
+        await asyncio.sleep(0.05)  # asyncpg calls its query loggers soon after, not during, the query
+        sent.clear()
+        async with unit_of_work(database, SYSTEM, writes=False) as uow:
+            await uow.session.execute(text("SELECT 1"))
+        assert sent[0] == ";"
+        assert sent[1].startswith("BEGIN")
+        assert sent.count(";") == 1
+
+        async with killer.connect() as connection:
+            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
+        async with unit_of_work(database, SYSTEM, writes=False) as uow:
+            pid = (await uow.session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert pid != first_pid
+    finally:
+        await killer.dispose()
+        await database.dispose()
