@@ -3,8 +3,8 @@
 SQLAlchemy's `pool_pre_ping` on asyncpg wraps its empty statement in BEGIN ... ROLLBACK so that it
 also works behind PgBouncer in transaction mode (sqlalchemy#10226): three round trips at every
 checkout, two checkouts per admin page (the session lookup, then the page). Our pooled engines
-never sit behind PgBouncer (that engine has no pool of its own, backend/db/pooling.py), so the
-empty statement alone is enough. A connection that fails it is discarded and the pool hands out
+never sit behind PgBouncer (that engine has no pool of its own, backend/db/pooling.py), so one
+statement alone is enough. A connection that fails it is discarded and the pool hands out
 another: raising `DisconnectionError` in a checkout handler is SQLAlchemy's documented
 pessimistic-disconnect recipe, retried by the pool itself.
 """
@@ -33,6 +33,7 @@ def check_connections_at_checkout(engine: AsyncEngine) -> None:
         if record.info.pop(_JUST_CONNECTED, False):
             return
         try:
-            dbapi_connection.run_async(lambda connection: connection.execute(";"))
+            # Not ";": asyncpg's execute() fails on the empty statement's answer (it has no command tag).
+            dbapi_connection.run_async(lambda connection: connection.execute("SELECT 1"))
         except Exception as exc:  # closed, reset or timed out: whatever it was, this connection is unusable
             raise DisconnectionError("the pooled connection did not answer; the pool replaces it") from exc

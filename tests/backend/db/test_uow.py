@@ -151,8 +151,8 @@ def test_a_connection_class_sqlstate_means_unavailable() -> None:
 
 @pytest.mark.postgres
 async def test_a_pooled_connection_is_pinged_in_one_round_trip_and_replaced_when_dead(fresh_url: str) -> None:
-    """SQLAlchemy's pre-ping costs BEGIN, an empty statement and ROLLBACK; ours sends the empty
-    statement alone, and a connection that does not answer it is swapped for a new one."""
+    """SQLAlchemy's pre-ping costs BEGIN, an empty statement and ROLLBACK; ours sends one statement
+    alone, keeps a connection that answers it and swaps one that does not for a new one."""
     database = Database(make_settings(fresh_url, db_pool_size=1, db_max_overflow=0))
     killer = create_async_engine(fresh_url, isolation_level="AUTOCOMMIT")
     sent: list[str] = []
@@ -168,10 +168,11 @@ async def test_a_pooled_connection_is_pinged_in_one_round_trip_and_replaced_when
         await asyncio.sleep(0.05)  # asyncpg calls its query loggers soon after, not during, the query
         sent.clear()
         async with unit_of_work(database, SYSTEM, writes=False) as uow:
-            await uow.session.execute(text("SELECT 1"))
-        assert sent[0] == ";"
+            same_pid = (await uow.session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert same_pid == first_pid  # the connection answered its ping and was kept
+        assert sent[0] == "SELECT 1"
         assert sent[1].startswith("BEGIN")
-        assert sent.count(";") == 1
+        assert sent.count("SELECT 1") == 1
 
         async with killer.connect() as connection:
             await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
