@@ -21,11 +21,12 @@ from typing import Any
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_compact_decimal, format_decimal
+from babel.numbers import NumberPattern, format_compact_decimal, parse_pattern
 
 from admin.i18n import DEFAULT_LOCALE, active_locale, translated
 from backend.services.dashboard import CountKind, RowCount
 
+# The house format in English, as Babel spells it (`moment` writes it without Babel).
 ENGLISH_MOMENT = "yyyy-MM-dd HH:mm:ss"
 # An estimate is not worth more digits than this; German writes "1,2 Mio." from a million.
 COMPACT_FROM = 1_000_000
@@ -37,8 +38,11 @@ def moment(value: datetime | None) -> str:
         return ""
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     locale = active_locale()
-    pattern = ENGLISH_MOMENT if locale == DEFAULT_LOCALE else "medium"
-    return f"{format_datetime(aware, pattern, tzinfo=UTC, locale=locale)} UTC"
+    if locale == DEFAULT_LOCALE:
+        # Babel's ENGLISH_MOMENT, written directly: its pattern machinery is 7 µs of every cell.
+        at = aware.astimezone(UTC)
+        return f"{at.year:04d}-{at.month:02d}-{at.day:02d} {at.hour:02d}:{at.minute:02d}:{at.second:02d} UTC"
+    return f"{format_datetime(aware, 'medium', tzinfo=UTC, locale=locale)} UTC"
 
 
 def day(value: date | str, *, short: bool = False) -> str:
@@ -54,14 +58,19 @@ def number(value: int | float | Decimal | None, places: int | None = None) -> st
     """`value` with the language's separators; `places` fixes the decimals (2 for money)."""
     if value is None:
         return ""
-    pattern = "#,##0" + ("." + "0" * places if places else "") if places is not None else None
-    return format_decimal(value, format=pattern, locale=_locale(active_locale()))
+    locale, pattern = _number_format(active_locale(), places)
+    # What `format_decimal(value, format=..., locale=...)` does, without parsing the pattern again.
+    written: str = pattern.apply(value, locale)
+    return written
 
 
 @functools.cache
-def _locale(code: str) -> Locale:
-    # Babel parses the code on every call otherwise: half the cost of a price cell.
-    return Locale.parse(code)
+def _number_format(code: str, places: int | None) -> tuple[Locale, NumberPattern]:
+    # Babel parses the locale code and the pattern on every call otherwise: half the cost of a price cell.
+    locale = Locale.parse(code)
+    if places is None:
+        return locale, locale.decimal_formats[None]
+    return locale, parse_pattern("#,##0" + ("." + "0" * places if places else ""))
 
 
 def amount(value: Decimal) -> str:

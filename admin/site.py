@@ -37,8 +37,10 @@ from admin.csrf import SAFE_METHODS, csrf_failure, csrf_token
 from admin.dashboard import dashboard_blocks, history_tables
 from admin.error_pages import install_error_pages
 from admin.errors import install_error_handlers, status_for
+from admin.filter_sidebar import filter_sidebar_links
 from admin.formatting import LOCALISED_FORMATTERS, day, moment, number, row_count
 from admin.i18n import LanguageAwareAuthentication, LanguageMiddleware, translated
+from admin.menu import sidebar_menu
 from admin.palette import CommandPalette
 from admin.params import query_ids
 from admin.relations import bind_form_labels, masked_ajax_loaders, relation_label
@@ -95,9 +97,11 @@ class CustodianAdmin(Admin):
         speak_the_page_language(self.templates.env)
         self.templates.env.globals["url_for"] = template_url_for  # the same, with paths remembered
         self.templates.env.globals["csrf_token"] = csrf_token
+        self.templates.env.globals["sidebar_menu"] = sidebar_menu  # the menu, rendered once per state
         self.templates.env.globals["current_actor"] = current_actor
         self.templates.env.globals["relation_label"] = relation_label
         self.templates.env.globals["prepare_form"] = prepare_form
+        self.templates.env.globals["filter_sidebar_links"] = filter_sidebar_links
         self.templates.env.globals["environment_badge"] = EnvironmentBadge.of(settings)
         self.templates.env.filters["moment"] = moment
         self.templates.env.filters["number"] = number
