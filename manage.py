@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -41,6 +42,8 @@ def runserver(host: str, port: int, reload: bool, workers: int) -> None:
         f"Custodian ({settings.environment.value}) on http://{shown_host}:{port}/admin, "
         f"{workers} worker{plural}"
     )
+    if reload:  # a template edited while it runs shows at the next request
+        os.environ["TEMPLATES_AUTO_RELOAD"] = "true"
     with _shared_metrics(settings, workers=workers):
         uvicorn.run(
             "admin.app:create_app_from_environment",

@@ -95,6 +95,7 @@ class CustodianAdmin(Admin):
         )
         i18n.install(self.templates.env)
         speak_the_page_language(self.templates.env)
+        self.templates.env.auto_reload = settings.templates_auto_reload
         self.templates.env.globals["url_for"] = template_url_for  # the same, with paths remembered
         self.templates.env.globals["csrf_token"] = csrf_token
         self.templates.env.globals["sidebar_menu"] = sidebar_menu  # the menu, rendered once per state
