@@ -21,16 +21,18 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+# Re-exported: the views import who acts from here, as they did before admin/actors.py existed.
+from admin.actors import ANONYMOUS as ANONYMOUS
+from admin.actors import current_actor as current_actor
 from admin.csrf import csrf_failure, rotate_csrf_token
-from backend.auth.actor import Actor
+from admin.requests import acting_as, unit_for_session_lookup
 from backend.config import Settings
 from backend.db.session import Database
-from backend.db.uow import unit_of_work
+from backend.db.uow import UnitOfWork, unit_of_work
 from backend.services.auth import CODE, AuthService, LoginOutcome, SessionState
 
 SESSION_COOKIE = "custodian_session"
 SESSION_TOKEN_KEY = "sid"  # noqa: S105 - a key name, not a secret
-ANONYMOUS = Actor(user_id=None, username="anonymous")
 MAX_NEXT_LENGTH = 2000
 MAX_DECODE_ROUNDS = 4
 # The page each pending factor may open (admin/two_factor.py), by route name.
@@ -49,12 +51,6 @@ SIGN_IN_EXPIRED = _("Your sign-in expired before the second step was done. Sign 
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
-
-
-def current_actor(request: Request) -> Actor:
-    """The signed-in actor of this request (set by `authenticate`)."""
-    actor = getattr(request.state, "actor", None)
-    return actor if isinstance(actor, Actor) else ANONYMOUS
 
 
 def start_session(request: Request, token: str) -> None:
@@ -168,13 +164,7 @@ class CustodianAuthentication(AuthenticationBackend):
 
     async def authenticate(self, request: Request) -> Response | bool:
         token = request.session.get(SESSION_TOKEN_KEY)
-        state = None
-        if isinstance(token, str):
-            async with unit_of_work(self.database, ANONYMOUS, writes=False) as uow:
-                service = AuthService(uow)
-                state = await service.resolve(token, client_address=client_address(request))
-                if service.touched:
-                    await uow.commit()
+        state = await self._resolve(request, token) if isinstance(token, str) else None
         if state is None:
             request.session.pop(SESSION_TOKEN_KEY, None)
             return self._to_login(request)
@@ -184,12 +174,37 @@ class CustodianAuthentication(AuthenticationBackend):
                 return refusal
         else:
             request.state.actor = state.actor
+            acting_as(request, state.actor)
         problem = await csrf_failure(request)
         if problem:
             # Raised, not returned: the admin's error page shows it inside the layout, and the
             # delete modal reads the sentence from it.
             raise HTTPException(status_code=403, detail=problem)
         return True
+
+    async def _resolve(self, request: Request, token: str) -> SessionState | None:
+        """What the session token stands for, read on the primary.
+
+        In the request's own unit of work when that one reads the primary anyway: one connection and
+        one transaction for the whole page (a pool checkout, a BEGIN and a ROLLBACK fewer). A GET that
+        may read a replica keeps a short unit of its own for it: sign-in never reads a replica.
+        """
+        unit = await unit_for_session_lookup(request)
+        if unit is not None:
+            return await self._resolve_in(unit, request, token)
+        async with unit_of_work(self.database, ANONYMOUS, writes=False) as uow:
+            return await self._resolve_in(uow, request, token)
+
+    @staticmethod
+    async def _resolve_in(uow: UnitOfWork, request: Request, token: str) -> SessionState | None:
+        reading = not uow.writes
+        service = AuthService(uow)
+        state = await service.resolve(token, client_address=client_address(request))
+        if service.touched:
+            await uow.commit()  # the session's stamp, and nothing else: this unit has done nothing yet
+            if reading:
+                uow.back_to_reading()
+        return state
 
     async def get_user_id(self, request: Request) -> Any:
         return current_actor(request).user_id

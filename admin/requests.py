@@ -13,8 +13,11 @@ SQLAdmin's own reads (its row loaders, form choices, ajax lookups) take a
 session from the admin's `session_maker`: `RequestSessions` is that maker,
 and hands them the same unit's session.
 
-The sign-in check (admin/auth.py) keeps a short unit of its own: it runs
-before the actor is known and commits its session stamp at once.
+The sign-in check (admin/auth.py) runs its session lookup in the request's
+unit when that unit reads the primary anyway (`unit_for_session_lookup`),
+opened as nobody and handed to the signed-in actor right after
+(`acting_as`); a GET that may read a replica keeps a short unit of its own
+for the lookup on the primary.
 
 With read replicas, a browser that has just written reads the primary for a
 while (`READ_PRIMARY_COOKIE`): the page a save redirects to shows the save,
@@ -34,7 +37,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from admin.auth import current_actor
+from admin.actors import ANONYMOUS, current_actor
+from backend.auth.actor import Actor
 from backend.db.session import Database
 from backend.db.uow import UnitOfWork, unit_of_work
 from backend.services.base import CrudService
@@ -57,6 +61,8 @@ class LazyRequestUnit:
         self.scope = scope
         self.read_replica = read_replica
         self.uow: UnitOfWork | None = None
+        # Opened as nobody for the sign-in check's session lookup (`unit_for_session_lookup`).
+        self.opened_for_lookup = False
         self._stack = AsyncExitStack()
 
     async def open(self) -> UnitOfWork:
@@ -72,6 +78,11 @@ class LazyRequestUnit:
     async def close(self) -> None:
         self.uow = None
         await self._stack.aclose()
+
+    def reads_primary(self) -> bool:
+        """Whether this request's reads go to the primary: it writes, the browser has just written,
+        or there is no replica to read."""
+        return not (self.read_replica and self.database.replicas and self.scope["method"] in READ_METHODS)
 
 
 # The lazy unit of the request this task serves; read where SQLAdmin gives no request (its session maker).
@@ -141,6 +152,31 @@ async def request_service(
     """The service of `model` (or `service`, when a view names its own) on the request's unit of work."""
     service_class = service or service_class_for(model)
     return service_class(await request_uow(request))
+
+
+async def unit_for_session_lookup(request: Request) -> UnitOfWork | None:
+    """The request's unit of work, opened now as nobody, when the sign-in check may run its session
+    lookup in it; else None (the check opens a short unit of its own on the primary).
+
+    It may when the unit is not open yet and reads the primary anyway. `acting_as` then hands the
+    unit to the signed-in actor before anything else uses it.
+    """
+    unit = request.scope.get("state", {}).get(STATE_KEY)
+    if not isinstance(unit, LazyRequestUnit) or unit.uow is not None or not unit.reads_primary():
+        return None
+    if current_actor(request) is not ANONYMOUS:
+        return None
+    unit.opened_for_lookup = True
+    return await unit.open()
+
+
+def acting_as(request: Request, actor: Actor) -> None:
+    """Once the sign-in check knows who signs in: the request's unit, if the check's lookup opened it
+    as nobody, acts as `actor` from now on (a unit opened any other way already does)."""
+    unit = request.scope.get("state", {}).get(STATE_KEY)
+    if isinstance(unit, LazyRequestUnit) and unit.uow is not None and unit.opened_for_lookup:
+        unit.opened_for_lookup = False
+        unit.uow.signed_in(actor)
 
 
 def service_class_for(model: type[Any]) -> ServiceClass:

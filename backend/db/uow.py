@@ -98,6 +98,25 @@ class UnitOfWork:
         """Record what is flushed from now on as done by `actor` (who signed in); permissions stay."""
         self.session.info[ACTOR_KEY] = actor
 
+    def signed_in(self, actor: Actor) -> None:
+        """Act as `actor` from now on: a unit opened as nobody for a request's session lookup.
+
+        Refused for a unit that acts as someone already or holds changes: nothing done as one actor
+        may be credited to another.
+        """
+        if self.actor.user_id is not None or self.session.new or self.session.dirty or self.session.deleted:
+            raise RuntimeError("Only a unit that has done nothing but a session lookup can take an actor.")
+        self.actor = actor
+        self.audit_as(actor)
+
+    def back_to_reading(self) -> None:
+        """After a commit, make the unit's next transaction a read again (a unit opened to read that
+        wrote one stamp): on SQLite a page or an export must not hold the write lock."""
+        if self.session.in_transaction():
+            raise RuntimeError("Commit first: a transaction under way cannot change what it declared.")
+        self.session.execution_options = self.session.execution_options.union({WRITE_INTENT: False})
+        self.writes = False
+
     async def flush(self) -> None:
         """Write pending changes now, without a savepoint (a failure spoils the unit of work)."""
         await self.session.flush()

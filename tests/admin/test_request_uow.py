@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -17,8 +18,8 @@ from starlette.responses import PlainTextResponse, Response
 from admin.app import create_app
 from admin.views.store import ProductAdmin
 from backend.config import Settings
-from backend.db.session import Database
-from backend.models import Product
+from backend.db.session import WRITE_INTENT, Database
+from backend.models import AuthSession, Product
 from tests.admin.browser_forms import as_post_data, submitted_form
 from tests.admin.conftest import client_for, sign_in
 from tests.factories import make_category, make_product, make_user
@@ -89,8 +90,8 @@ async def test_an_edit_post_uses_one_session_and_loads_the_row_once(
     response = await client.post(path, data=form)
 
     assert response.status_code == 302, response.text
-    # The sign-in check's own short unit, and the request's one unit of work for everything else.
-    assert counter.opened == 2
+    # One unit of work for the whole request: the sign-in check's session lookup runs in it too.
+    assert counter.opened == 1
     # The admin loads the row; the service finds it in the same session's identity map.
     assert len(_row_loads(statements)) == 1, _row_loads(statements)
     session.expire_all()
@@ -179,3 +180,39 @@ async def test_a_stale_form_is_refused_as_stale_before_its_field_problems(
     assert "since you opened it" in response.text
     session.expire_all()
     assert (await session.scalar(select(Product.name).where(Product.id == pk))) == "Saved first"
+
+
+async def test_a_page_reads_in_one_unit_and_a_due_session_stamp_leaves_it_reading(
+    counted: tuple[httpx.AsyncClient, CountingSessions, list[str]], engine: AsyncEngine, session: AsyncSession
+) -> None:
+    """The session lookup runs in the page's own unit (one connection, one transaction); when the
+    session's stamp falls due it is committed at once and the page goes on in a read transaction
+    (on SQLite, a page or an export holding the write lock would block every writer)."""
+    client, counter, _statements = counted
+    counter.opened = 0
+    assert (await client.get("/admin/product/list")).status_code == 200
+    assert counter.opened == 1
+
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    await session.execute(update(AuthSession).values(last_seen_at=long_ago))
+    await session.commit()
+    declared: list[tuple[str, bool]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, _parameters: Any, context: Any, _many: bool) -> None:
+        words = statement.split()
+        table = words[words.index("FROM") + 1] if words[0] == "SELECT" else words[1]
+        declared.append((f"{words[0]} {table}", bool(context.execution_options.get(WRITE_INTENT, False))))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        assert (await client.get("/admin/product/list")).status_code == 200
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert counter.opened == 2
+    # The lookup reads, the stamp is written and committed, and the page reads again.
+    # (The first read's flag is the shared test connection's, left by earlier sessions: not asserted.)
+    assert ("UPDATE auth_session", True) in declared
+    assert [intent for statement, intent in declared if statement.startswith("SELECT product")] == [False]
+    session.expire_all()
+    stamped = await session.scalar(select(func.min(AuthSession.last_seen_at)))
+    assert stamped is not None and stamped > long_ago

@@ -182,3 +182,17 @@ async def test_a_pooled_connection_is_pinged_in_one_round_trip_and_replaced_when
     finally:
         await killer.dispose()
         await database.dispose()
+
+
+async def test_only_a_unit_that_has_done_nothing_takes_a_signed_in_actor(database: Database) -> None:
+    nobody = Actor(user_id=None, username="anonymous")
+    someone = Actor(user_id=7, username="someone")
+    async with unit_of_work(database, nobody, writes=False) as uow:
+        uow.signed_in(someone)
+        assert uow.actor is someone
+        with pytest.raises(RuntimeError):
+            uow.signed_in(Actor(user_id=8, username="another"))  # acts as someone already
+    async with unit_of_work(database, nobody) as uow:
+        uow.session.add(Tag(name="pending"))
+        with pytest.raises(RuntimeError):
+            uow.signed_in(someone)  # a change made as nobody is never credited to someone
