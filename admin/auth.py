@@ -185,9 +185,10 @@ class CustodianAuthentication(AuthenticationBackend):
     async def _resolve(self, request: Request, token: str) -> SessionState | None:
         """What the session token stands for, read on the primary.
 
-        In the request's own unit of work when that one reads the primary anyway: one connection and
-        one transaction for the whole page (a pool checkout, a BEGIN and a ROLLBACK fewer). A GET that
-        may read a replica keeps a short unit of its own for it: sign-in never reads a replica.
+        In the request's own unit of work when the request only reads, from the primary: one
+        connection and one transaction for the whole page (a pool checkout, a BEGIN and a ROLLBACK
+        fewer). Otherwise in a short unit of its own: sign-in never reads a replica, and a writing
+        unit opened this early would hold SQLite's write lock through the whole request.
         """
         unit = await unit_for_session_lookup(request)
         if unit is not None:

@@ -14,10 +14,10 @@ session from the admin's `session_maker`: `RequestSessions` is that maker,
 and hands them the same unit's session.
 
 The sign-in check (admin/auth.py) runs its session lookup in the request's
-unit when that unit reads the primary anyway (`unit_for_session_lookup`),
-opened as nobody and handed to the signed-in actor right after
-(`acting_as`); a GET that may read a replica keeps a short unit of its own
-for the lookup on the primary.
+unit when the request only reads, from the primary (`unit_for_session_lookup`):
+opened as nobody, handed to the signed-in actor right after (`acting_as`). A
+request that writes, or a GET that may read a replica, keeps a short unit of
+its own for the lookup on the primary.
 
 With read replicas, a browser that has just written reads the primary for a
 while (`READ_PRIMARY_COOKIE`): the page a save redirects to shows the save,
@@ -79,10 +79,13 @@ class LazyRequestUnit:
         self.uow = None
         await self._stack.aclose()
 
-    def reads_primary(self) -> bool:
-        """Whether this request's reads go to the primary: it writes, the browser has just written,
-        or there is no replica to read."""
-        return not (self.read_replica and self.database.replicas and self.scope["method"] in READ_METHODS)
+    def may_hold_session_lookup(self) -> bool:
+        """Whether the sign-in check's session lookup may run in this unit: the request only reads
+        (a writing unit takes SQLite's write lock from its first statement, and would hold it
+        against the units a handler opens for itself) and reads the primary (there is no replica
+        to read, or the browser has just written)."""
+        reads = self.scope["method"] in READ_METHODS
+        return reads and not (self.read_replica and self.database.replicas)
 
 
 # The lazy unit of the request this task serves; read where SQLAdmin gives no request (its session maker).
@@ -158,11 +161,11 @@ async def unit_for_session_lookup(request: Request) -> UnitOfWork | None:
     """The request's unit of work, opened now as nobody, when the sign-in check may run its session
     lookup in it; else None (the check opens a short unit of its own on the primary).
 
-    It may when the unit is not open yet and reads the primary anyway. `acting_as` then hands the
-    unit to the signed-in actor before anything else uses it.
+    It may when the unit is not open yet, only reads, and reads the primary anyway. `acting_as`
+    then hands the unit to the signed-in actor before anything else uses it.
     """
     unit = request.scope.get("state", {}).get(STATE_KEY)
-    if not isinstance(unit, LazyRequestUnit) or unit.uow is not None or not unit.reads_primary():
+    if not isinstance(unit, LazyRequestUnit) or unit.uow is not None or not unit.may_hold_session_lookup():
         return None
     if current_actor(request) is not ANONYMOUS:
         return None
