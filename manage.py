@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ import click
 
 from backend.cli import cli, main
 from backend.cli.context import current_settings
-from backend.config import Settings, share_metrics_dir
+from backend.config import Settings, reload_templates_in_workers, share_metrics_dir
 
 
 @click.command()
@@ -43,7 +42,7 @@ def runserver(host: str, port: int, reload: bool, workers: int) -> None:
         f"{workers} worker{plural}"
     )
     if reload:  # a template edited while it runs shows at the next request
-        os.environ["TEMPLATES_AUTO_RELOAD"] = "true"
+        reload_templates_in_workers()
     with _shared_metrics(settings, workers=workers):
         uvicorn.run(
             "admin.app:create_app_from_environment",

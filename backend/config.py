@@ -269,6 +269,11 @@ def share_metrics_dir(path: Path) -> None:
     os.environ[METRICS_DIR_VARIABLE] = str(path)
 
 
+def reload_templates_in_workers() -> None:
+    """Turn `templates_auto_reload` on in the processes started afterwards (`runserver --reload`)."""
+    os.environ["TEMPLATES_AUTO_RELOAD"] = "true"
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment, or raise `ConfigurationError`.
 
