@@ -43,8 +43,14 @@ def url_for_rows(request: Request, name: str, **params: Any) -> Callable[[object
     `url_for` walks the routing table on every call; a page of 100 rows asks
     for several hundred URLs.
     """
-    head, _, tail = str(request.url_for(name, pk=_PK_SLOT, **params)).partition(_PK_SLOT)
+    head, tail = url_parts_for_rows(request, name, **params)
     return lambda pk: f"{head}{pk}{tail}"
+
+
+def url_parts_for_rows(request: Request, name: str, **params: Any) -> tuple[str, str]:
+    """`request.url_for(name, pk=…, **params)` as the text before and after the id."""
+    head, _, tail = str(request.url_for(name, pk=_PK_SLOT, **params)).partition(_PK_SLOT)
+    return head, tail
 
 
 class RowControls(ModelView):

@@ -58,10 +58,22 @@ def number(value: int | float | Decimal | None, places: int | None = None) -> st
     """`value` with the language's separators; `places` fixes the decimals (2 for money)."""
     if value is None:
         return ""
-    locale, pattern = _number_format(active_locale(), places)
+    code = active_locale()
+    if code == DEFAULT_LOCALE and places is not None and _exact_and_finite(value):
+        # English "#,##0.00" is Python's own grouping and half-even rounding: the same text as Babel
+        # for exact values, in a fifth of the time (a price column is 100 of them a page). Floats
+        # keep Babel's path: it rounds their shortest repr, Python their binary value.
+        return format(value, f",.{places}f")
+    locale, pattern = _number_format(code, places)
     # What `format_decimal(value, format=..., locale=...)` does, without parsing the pattern again.
     written: str = pattern.apply(value, locale)
     return written
+
+
+def _exact_and_finite(value: int | float | Decimal) -> bool:
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    return isinstance(value, int)
 
 
 @functools.cache

@@ -12,7 +12,6 @@ from __future__ import annotations
 import builtins
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any, ClassVar
 
 from markupsafe import Markup, escape
@@ -26,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from admin.auth import current_actor
-from admin.columns import related_items
-from admin.controls import RowControls, url_for_rows
+from admin.columns import CellFormatter, html_text, related_items
+from admin.controls import RowControls, url_parts_for_rows
 from admin.filters import ChoiceFilter, DateRangeFilter, LiveForeignKeyFilter, filter_value, parameter_names
 from admin.i18n import gettext, translated
 from admin.keyset import (
@@ -356,10 +355,13 @@ class KeysetListing(RowControls):
         template inheritance). A control is shown only where it works: the
         per-row checks are asked through `allowed_rows`, and a related record
         is a link only when its details page would open. Every value is
-        escaped with markupsafe.
+        escaped as markupsafe escapes it. What is the same on every row (the
+        controls' markup and words, the URLs around the id) is written once
+        per page, escaped once: escaping is character by character, so the
+        parts escaped apart are the whole escaped at once.
         """
-        details_url = url_for_rows(request, "admin:details", identity=self.identity)
-        edit_url = url_for_rows(request, "admin:edit", identity=self.identity)
+        details_head, details_tail = url_parts_for_rows(request, "admin:details", identity=self.identity)
+        edit_head, edit_tail = url_parts_for_rows(request, "admin:edit", identity=self.identity)
         delete_url = str(request.url_for("admin:delete", identity=self.identity))
         query = f"?{request.url.query}" if request.url.query else ""
         can_view = await self.allowed_rows(request, rows, "details")
@@ -371,70 +373,88 @@ class KeysetListing(RowControls):
         select, view, edit, delete = (
             escape(gettext(word)) for word in ("Select item", "View", "Edit", "Delete")
         )
+        # Each control's markup before and after the row's id.
+        row_start = '<tr><td><input type="hidden" value="'
+        checkbox = (
+            '"><input class="form-check-input m-0 align-middle select-box" type="checkbox" '
+            f'aria-label="{select}"></td><td class="text-end">'
+        )
+        view_start = f'<a href="{escape(details_head)}'
+        view_end = f'{escape(details_tail)}" aria-label="{view}" title="{view}">{_ICON_VIEW}</a>'
+        edit_start = f'<a href="{escape(edit_head)}'
+        edit_end = f'{escape(edit_tail + query)}" aria-label="{edit}" title="{edit}">{_ICON_EDIT}</a>'
+        delete_start = f'<a href="#" data-name="{name}" data-pk="'
+        delete_middle = f'" data-url="{escape(delete_url + "?pks=")}'
+        delete_end = (
+            '" data-bs-toggle="modal" data-bs-target="#modal-delete" '
+            f'aria-label="{delete}"><span title="{delete}">{_ICON_DELETE}</span></a>'
+        )
         cells = self._cell_writers(request, links)
+        cells_start, cells_end = ("</td><td>", "</td></tr>") if cells else ("</td>", "</tr>")
         parts: list[str] = []
-        for index, row in enumerate(rows):
-            pk = escape(str(row.id))
-            parts.append(
-                f'<tr><td><input type="hidden" value="{pk}"><input class="form-check-input m-0 align-middle '
-                f'select-box" type="checkbox" aria-label="{select}"></td><td class="text-end">'
-            )
-            if can_view[index]:
-                url = escape(details_url(pk))
-                parts.append(f'<a href="{url}" aria-label="{view}" title="{view}">{_ICON_VIEW}</a>')
-            if can_edit[index]:
-                url = escape(edit_url(pk) + query)
-                parts.append(f'<a href="{url}" aria-label="{edit}" title="{edit}">{_ICON_EDIT}</a>')
-            if can_delete[index]:
-                url = escape(f"{delete_url}?pks={pk}")
-                parts.append(
-                    f'<a href="#" data-name="{name}" data-pk="{pk}" data-url="{url}" '
-                    'data-bs-toggle="modal" data-bs-target="#modal-delete" '
-                    f'aria-label="{delete}"><span title="{delete}">{_ICON_DELETE}</span></a>'
-                )
-            parts.append("</td>")
-            for cell in cells:
-                parts.append(f"<td>{cell(row)}</td>")
-            parts.append("</tr>")
+        for row, viewable, editable, deletable in zip(rows, can_view, can_edit, can_delete, strict=True):
+            pk, url_pk = _id_texts(row.id)
+            parts.append(row_start + pk + checkbox)
+            if viewable:
+                parts.append(view_start + url_pk + view_end)
+            if editable:
+                parts.append(edit_start + url_pk + edit_end)
+            if deletable:
+                parts.append(delete_start + pk + delete_middle + url_pk + delete_end)
+            parts.append(cells_start + "</td><td>".join([cell(row) for cell in cells]) + cells_end)
         return Markup("".join(parts))  # noqa: S704 - every value above is escaped
 
     async def _related_links(self, request: Request, rows: Sequence[Any]) -> dict[tuple[type, Any], str]:
-        related: builtins.list[Any] = []
+        """The details links of the related records the listed columns show, each record asked once."""
+        related: dict[tuple[type, Any], Any] = {}
         linked = [column for column in self.columns.listed_relations() if self.links_related(column)]
         for row in rows:
             for column in linked:
-                related.extend(related_items(getattr(row, column, None)))
-        return await self.detail_links(request, related)
+                for item in related_items(getattr(row, column, None)):
+                    related.setdefault((type(item), item.id), item)
+        return await self.detail_links(request, builtins.list(related.values()))
 
     def _cell_writers(
         self, request: Request, links: Mapping[tuple[type, Any], str]
     ) -> builtins.list[Callable[[Any], str]]:
         """One function per listed column writing its cell's HTML for a row: what a column needs
         (its formatter, whether it holds related records, whether they link, the actor) is looked up
-        once per page, not once per cell."""
+        once per page, not once per cell; a related record shown on many rows is written once."""
         columns = self.columns
         actor = current_actor(request)
 
-        def formatted(column: str, formatter: Any) -> Callable[[Any], str]:
-            return lambda row: str(escape(formatter(row, column, request)))
+        def formatted(column: str, formatter: CellFormatter) -> Callable[[Any], str]:
+            function = formatter.function
+            if formatter.takes_request:
+                return lambda row: html_text(function(row, column, request))
+            return lambda row: html_text(function(row, column))
 
         def related(column: str, linked: bool) -> Callable[[Any], str]:
-            def cell(row: Any) -> str:
-                shown = []
-                for item in related_items(getattr(row, column, None)):
+            # id(record) -> (record, its HTML); holding the record keeps its id from being reused meanwhile.
+            written: dict[int, tuple[Any, str]] = {}
+
+            def shown(item: Any) -> str:
+                known = written.get(id(item))
+                if known is None:
                     url = links.get((type(item), item.id)) if linked else None
-                    text = escape(masking.label_for(actor, item))
-                    shown.append(f'<a href="{escape(url)}">{text}</a>' if url else str(text))
-                return "<br>".join(shown)
+                    text = html_text(masking.label_for(actor, item))
+                    html = f'<a href="{html_text(url)}">{text}</a>' if url else text
+                    known = written[id(item)] = (item, html)
+                return known[1]
+
+            def cell(row: Any) -> str:
+                value = getattr(row, column, None)
+                if value is None:
+                    return ""
+                if isinstance(value, list | tuple):
+                    return "<br>".join([shown(item) for item in value])
+                return shown(value)
 
             return cell
 
         def plain(column: str) -> Callable[[Any], str]:
-            def cell(row: Any) -> str:
-                value = getattr(row, column, None)
-                return str(escape(columns.shown_value(value.value if isinstance(value, Enum) else value)))
-
-            return cell
+            cell_html = columns.cell_html
+            return lambda row: cell_html(getattr(row, column, None))
 
         writers: builtins.list[Callable[[Any], str]] = []
         for column in columns.list:
@@ -459,3 +479,12 @@ class KeysetListing(RowControls):
             relation = getattr(self.model, name)
             loaders.append(selectinload(relation) if relation.property.uselist else joinedload(relation))
         return loaders
+
+
+def _id_texts(value: Any) -> tuple[str, str]:
+    """A row's id as its attributes show it, and as its URLs do (escaped once more, as the URL is)."""
+    if type(value) is int:
+        text = str(value)  # digits and a sign: nothing to escape
+        return text, text
+    shown = str(escape(str(value)))
+    return shown, str(escape(shown))

@@ -40,13 +40,15 @@ from admin.errors import install_error_handlers, status_for
 from admin.filter_sidebar import filter_sidebar_links
 from admin.formatting import LOCALISED_FORMATTERS, day, moment, number, row_count
 from admin.i18n import LanguageAwareAuthentication, LanguageMiddleware, translated
+from admin.kept_markup import kept_markup
+from admin.list_header import sort_header_cells
 from admin.menu import sidebar_menu
 from admin.palette import CommandPalette
 from admin.params import query_ids
 from admin.relations import bind_form_labels, masked_ajax_loaders, relation_label
 from admin.requests import RequestSessions
 from admin.sqladmin_adapter import action_route_prefix, speak_the_page_language
-from admin.urls import template_url_for
+from admin.urls import remember_route_paths, template_url_for
 from admin.views.base import ServiceModelView
 from backend.config import Environment, Settings
 from backend.db.session import Database
@@ -93,6 +95,7 @@ class CustodianAdmin(Admin):
             favicon_url=FAVICON_URL,
             middlewares=[Middleware(LanguageMiddleware, cookie_path="/admin")],
         )
+        remember_route_paths(app.router)  # SQLAdmin's `request.url_for` calls walk every route
         i18n.install(self.templates.env)
         speak_the_page_language(self.templates.env)
         self.templates.env.auto_reload = settings.templates_auto_reload
@@ -103,6 +106,8 @@ class CustodianAdmin(Admin):
         self.templates.env.globals["relation_label"] = relation_label
         self.templates.env.globals["prepare_form"] = prepare_form
         self.templates.env.globals["filter_sidebar_links"] = filter_sidebar_links
+        self.templates.env.globals["sort_header_cells"] = sort_header_cells
+        self.templates.env.globals["kept_markup"] = kept_markup  # per-host parts, rendered once
         self.templates.env.globals["environment_badge"] = EnvironmentBadge.of(settings)
         self.templates.env.filters["moment"] = moment
         self.templates.env.filters["number"] = number

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase, declared_attr
@@ -38,3 +38,11 @@ class Base(DeclarativeBase):
     @declared_attr.directive
     def __tablename__(cls) -> str:  # noqa: N805 - declarative directive
         return snake_case(cls.__name__)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table = cls.__dict__.get("__table__")
+        if table is not None:
+            # The directive above would run its regex again at every read of `__tablename__`
+            # (permission names, masking, labels: several times per row of a list page).
+            cls.__tablename__ = table.name  # type: ignore[method-assign]  # the directive, read once
