@@ -119,12 +119,12 @@ def _check_renames(
 def read_lines(clients: Sequence[Outcomes], transactions: dict[str, dict[str, int | None]]) -> list[str]:
     """Reads per phase of the standby's outage, and where they ran by the servers' own counts.
 
-    A read on the standby is two transactions there (the pool's pre-ping and the read), so it
+    A read on the standby is two transactions there (the pool's checkout ping and the read), so it
     served about half its count; each worker's health check, every few seconds, adds two more.
     """
     lines = [
         "reads by phase of the standby's outage ('after a write': sent with the read-primary cookie;",
-        "on the standby: half its transactions there, a pre-ping and the read; the rest ran on the primary)",
+        "on the standby: half its transactions there, a ping and the read; the rest ran on the primary)",
         f"{'phase':<9}{'reads':>7}{'after a write':>15}{'on standby':>12}{'on primary':>12}"
         f"{'standby xacts':>15}{'primary xacts':>15}",
     ]
