@@ -198,13 +198,11 @@ class CustodianAuthentication(AuthenticationBackend):
 
     @staticmethod
     async def _resolve_in(uow: UnitOfWork, request: Request, token: str) -> SessionState | None:
-        reading = not uow.writes
         service = AuthService(uow)
         state = await service.resolve(token, client_address=client_address(request))
         if service.touched:
             await uow.commit()  # the session's stamp, and nothing else: this unit has done nothing yet
-            if reading:
-                uow.back_to_reading()
+            uow.back_to_reading()  # what follows in a request's unit only reads (no SQLite write lock)
         return state
 
     async def get_user_id(self, request: Request) -> Any:

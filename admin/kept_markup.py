@@ -33,11 +33,35 @@ from admin.i18n import active_locale
 # one render of the part, as every page did before.
 MAX_KEPT_PER_ENVIRONMENT = 2048
 
-PartKey = tuple[Hashable, ...]
 
-# Keyed by the environment itself: an app built and dropped (the tests build hundreds) takes its
-# parts with it, and a new environment never finds another app's markup under a reused id.
-_kept: WeakKeyDictionary[jinja2.Environment, OrderedDict[PartKey, Markup]] = WeakKeyDictionary()
+class KeptMarkup:
+    """Markup rendered once per owner and key, then reused; beyond `limit` keys per owner, the least
+    recently used goes first.
+
+    Keyed by the owner itself (an admin's menu, a Jinja environment), weakly: an app built and
+    dropped (the tests build hundreds) takes its markup with it, and a new owner never finds another
+    app's markup under a reused id.
+    """
+
+    def __init__(self) -> None:
+        self._by_owner: WeakKeyDictionary[Any, OrderedDict[Hashable, Markup]] = WeakKeyDictionary()
+
+    async def get(self, owner: Any, key: Hashable, render: Callable[[], Any], *, limit: int) -> Markup:
+        """The markup kept for `key`, or what `render()` gives (awaited if need be), then kept."""
+        kept = self._by_owner.get(owner)
+        if kept is None:
+            kept = self._by_owner[owner] = OrderedDict()
+        html = kept.get(key)
+        if html is not None:
+            kept.move_to_end(key)
+            return html
+        html = kept[key] = await _rendered(render)
+        if len(kept) > limit:
+            kept.popitem(last=False)
+        return html
+
+
+_parts = KeptMarkup()
 
 
 @jinja2.pass_context
@@ -48,21 +72,11 @@ async def kept_markup(
     environment = context.environment
     if environment.auto_reload:
         return await _rendered(caller)
-    kept = _kept.get(environment)
-    if kept is None:
-        kept = _kept[environment] = OrderedDict()
     state = (part, active_locale(), str(request.base_url), *key)
-    html = kept.get(state)
-    if html is not None:
-        kept.move_to_end(state)
-        return html
-    html = kept[state] = await _rendered(caller)
-    if len(kept) > MAX_KEPT_PER_ENVIRONMENT:
-        kept.popitem(last=False)
-    return html
+    return await _parts.get(environment, state, caller, limit=MAX_KEPT_PER_ENVIRONMENT)
 
 
-async def _rendered(caller: Callable[[], Any]) -> Markup:
-    body = caller()  # a coroutine in an async environment
-    # An autoescaping call block gives Markup, which `escape` passes through; plain text is escaped.
+async def _rendered(render: Callable[[], Any]) -> Markup:
+    body = render()  # a coroutine in an async environment
+    # Autoescaped markup comes as Markup, which `escape` passes through; plain text is escaped.
     return escape(await body if inspect.isawaitable(body) else body)

@@ -430,25 +430,19 @@ class KeysetListing(RowControls):
             return lambda row: html_text(function(row, column))
 
         def related(column: str, linked: bool) -> Callable[[Any], str]:
-            # id(record) -> (record, its HTML); holding the record keeps its id from being reused meanwhile.
-            written: dict[int, tuple[Any, str]] = {}
+            written: dict[tuple[type, Any], str] = {}  # a record shown on many rows is written once
 
             def shown(item: Any) -> str:
-                known = written.get(id(item))
-                if known is None:
-                    url = links.get((type(item), item.id)) if linked else None
+                key = (type(item), item.id)
+                html = written.get(key)
+                if html is None:
+                    url = links.get(key) if linked else None
                     text = html_text(masking.label_for(actor, item))
-                    html = f'<a href="{html_text(url)}">{text}</a>' if url else text
-                    known = written[id(item)] = (item, html)
-                return known[1]
+                    html = written[key] = f'<a href="{html_text(url)}">{text}</a>' if url else text
+                return html
 
             def cell(row: Any) -> str:
-                value = getattr(row, column, None)
-                if value is None:
-                    return ""
-                if isinstance(value, list | tuple):
-                    return "<br>".join([shown(item) for item in value])
-                return shown(value)
+                return "<br>".join([shown(item) for item in related_items(getattr(row, column, None))])
 
             return cell
 

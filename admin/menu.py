@@ -15,16 +15,14 @@ client's to choose, so the kept states are bounded and the least recently used g
 
 from __future__ import annotations
 
-import inspect
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
-from weakref import WeakKeyDictionary
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from starlette.requests import Request
 
 from admin.i18n import active_locale
+from admin.kept_markup import KeptMarkup
 from admin.urls import url_for
 
 # Per menu (per admin). Languages x roles x active pages x hosts: a few hundred states is plenty for
@@ -34,28 +32,13 @@ MAX_STATES_PER_MENU = 512
 MenuState = tuple[Hashable, ...]
 RenderMenu = Callable[[Any, Request], Awaitable[str] | str]
 
-# Keyed by the menu object itself: an app built and dropped (the tests build hundreds) takes its
-# HTML with it, and a new menu never finds another app's HTML under a reused id.
-_rendered: WeakKeyDictionary[Any, OrderedDict[MenuState, Markup]] = WeakKeyDictionary()
+_menus = KeptMarkup()  # per menu object: per admin
 
 
 async def sidebar_menu(menu: Any, request: Request, render: RenderMenu) -> Markup:
     """The HTML `render(menu, request)` gives for this request's menu state, rendered once per state."""
     state = menu_state(menu, request)
-    kept = _rendered.get(menu)
-    if kept is None:
-        kept = _rendered[menu] = OrderedDict()
-    html = kept.get(state)
-    if html is not None:
-        kept.move_to_end(state)
-        return html
-    rendered = render(menu, request)
-    # An autoescaping macro gives Markup, which `escape` passes through; plain text is escaped.
-    html = escape(await rendered if inspect.isawaitable(rendered) else rendered)
-    kept[state] = html
-    if len(kept) > MAX_STATES_PER_MENU:
-        kept.popitem(last=False)
-    return html
+    return await _menus.get(menu, state, lambda: render(menu, request), limit=MAX_STATES_PER_MENU)
 
 
 def menu_state(menu: Any, request: Request) -> MenuState:

@@ -164,10 +164,8 @@ async def unit_for_session_lookup(request: Request) -> UnitOfWork | None:
     It may when the unit is not open yet, only reads, and reads the primary anyway. `acting_as`
     then hands the unit to the signed-in actor before anything else uses it.
     """
-    unit = request.scope.get("state", {}).get(STATE_KEY)
-    if not isinstance(unit, LazyRequestUnit) or unit.uow is not None or not unit.may_hold_session_lookup():
-        return None
-    if current_actor(request) is not ANONYMOUS:
+    unit = _lazy_unit(request)
+    if unit.uow is not None or not unit.may_hold_session_lookup() or current_actor(request) is not ANONYMOUS:
         return None
     unit.opened_for_lookup = True
     return await unit.open()
@@ -176,8 +174,8 @@ async def unit_for_session_lookup(request: Request) -> UnitOfWork | None:
 def acting_as(request: Request, actor: Actor) -> None:
     """Once the sign-in check knows who signs in: the request's unit, if the check's lookup opened it
     as nobody, acts as `actor` from now on (a unit opened any other way already does)."""
-    unit = request.scope.get("state", {}).get(STATE_KEY)
-    if isinstance(unit, LazyRequestUnit) and unit.uow is not None and unit.opened_for_lookup:
+    unit = _lazy_unit(request)
+    if unit.uow is not None and unit.opened_for_lookup:
         unit.opened_for_lookup = False
         unit.uow.signed_in(actor)
 
